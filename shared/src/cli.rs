@@ -1,0 +1,110 @@
+//! Flags every binary shares (kubeconfig, context, platform and Velero namespaces),
+//! output formats, and the `main` runner that maps results to exit codes.
+
+use std::future::Future;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::error::Error;
+use crate::exit::ExitStatus;
+
+/// Default namespace of the Astronomer platform.
+pub const DEFAULT_PLATFORM_NAMESPACE: &str = "astronomer";
+/// Default Helm release name of the Astronomer platform.
+pub const DEFAULT_PLATFORM_RELEASE: &str = "astronomer";
+/// Default namespace of the Velero server.
+pub const DEFAULT_VELERO_NAMESPACE: &str = "velero";
+
+/// kubectl-style options shared by every `kubectl astro` command.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Global options")]
+pub struct GlobalArgs {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use (default: the current context).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Namespace of the Astronomer platform.
+    #[arg(long, global = true, value_name = "NS", default_value = DEFAULT_PLATFORM_NAMESPACE)]
+    pub platform_namespace: String,
+
+    /// Helm release name of the platform (default: detected, else `astronomer`).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub platform_release: Option<String>,
+
+    /// Namespace of the Velero server.
+    #[arg(long, global = true, value_name = "NS", env = "VELERO_NAMESPACE", default_value = DEFAULT_VELERO_NAMESPACE)]
+    pub velero_namespace: String,
+}
+
+/// How results are printed (`-o`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable text.
+    #[default]
+    Text,
+    /// JSON.
+    Json,
+    /// YAML.
+    Yaml,
+}
+
+/// Runs an async command on a fresh runtime and turns its result into an exit code,
+/// printing any error once, with its cause chain and next step, to stderr.
+pub fn run_main<F, Fut>(command: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<ExitStatus, Error>>,
+{
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitStatus::Failed.into();
+        }
+    };
+    match runtime.block_on(command()) {
+        Ok(status) => status.into(),
+        Err(err) => {
+            report(&err);
+            err.exit_status().into()
+        }
+    }
+}
+
+/// Prints an error and its sources to stderr, then the suggested next step.
+pub fn report(err: &Error) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "error: {err}");
+    let mut source = std::error::Error::source(err);
+    // `#[error(transparent)]` repeats the inner message as the first source; skip echoes.
+    let mut last = err.to_string();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !last.contains(&text) {
+            let _ = writeln!(stderr, "  caused by: {text}");
+        }
+        last = text;
+        source = cause.source();
+    }
+    if let Some(step) = err.next_step() {
+        let _ = writeln!(stderr, "  next step: {step}");
+    }
+}
+
+/// Writes to stdout, treating a closed pipe (`| head`) as success rather than an error.
+pub fn print_stdout(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}

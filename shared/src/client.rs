@@ -1,0 +1,105 @@
+//! Building the Kubernetes client from the kubectl-style global flags,
+//! and the typed error for API calls (what we were doing, on which object).
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use crate::cli::GlobalArgs;
+use crate::error::Diagnose;
+use crate::exit::ExitStatus;
+
+/// Errors from loading the kubeconfig or calling the API server.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    /// The kubeconfig could not be read or does not have the requested context.
+    #[error("cannot load the kubeconfig{}: {source}", context.as_deref().map(|c| format!(" (context {c:?})")).unwrap_or_default())]
+    Config {
+        /// The context that was asked for, if any.
+        context: Option<String>,
+        /// The underlying error.
+        source: kube::config::KubeconfigError,
+    },
+    /// The client could not be built from the configuration.
+    #[error("cannot create a Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+    /// An API call failed.
+    #[error("{action}: {source}")]
+    Api {
+        /// What we were doing, naming the object (e.g. "get secret astronomer/astronomer-bootstrap").
+        action: String,
+        /// The API error.
+        source: kube::Error,
+    },
+}
+
+impl KubeError {
+    /// Wraps an API error with the action that failed.
+    pub fn api(action: impl Into<String>, source: kube::Error) -> Self {
+        KubeError::Api {
+            action: action.into(),
+            source,
+        }
+    }
+
+    /// The HTTP status code of an API error, if the server answered with one.
+    pub fn status_code(&self) -> Option<u16> {
+        match self {
+            KubeError::Api {
+                source: kube::Error::Api(status),
+                ..
+            } => Some(status.code),
+            _ => None,
+        }
+    }
+}
+
+impl Diagnose for KubeError {
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            KubeError::Config { .. } => ExitStatus::Usage,
+            KubeError::Client(_) => ExitStatus::Usage,
+            KubeError::Api { .. } => match self.status_code() {
+                Some(401 | 403) => ExitStatus::Refused,
+                _ => ExitStatus::Failed,
+            },
+        }
+    }
+
+    fn next_step(&self) -> Option<String> {
+        match self {
+            KubeError::Config { .. } => Some(
+                "check --kubeconfig/KUBECONFIG and --context (`kubectl config get-contexts` lists them)".into(),
+            ),
+            KubeError::Client(_) => Some("check the cluster entry of your kubeconfig".into()),
+            KubeError::Api { .. } => match self.status_code() {
+                Some(401) => Some("your credentials were rejected; log in again (`kubectl get ns` should work)".into()),
+                Some(403) => Some("your user lacks RBAC for this; see the ClusterRole in the README".into()),
+                _ => Some("check that the cluster is reachable: `kubectl get ns`".into()),
+            },
+        }
+    }
+}
+
+/// Builds a client from `--kubeconfig`/`KUBECONFIG`/`~/.kube/config` and `--context`.
+pub async fn client_from(args: &GlobalArgs) -> Result<Client, KubeError> {
+    let options = KubeConfigOptions {
+        context: args.context.clone(),
+        ..KubeConfigOptions::default()
+    };
+    let config_error = |source| KubeError::Config {
+        context: args.context.clone(),
+        source,
+    };
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path).map_err(config_error)?;
+            Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(config_error)?
+        }
+        None => Config::from_kubeconfig(&options)
+            .await
+            .map_err(config_error)?,
+    };
+    Client::try_from(config).map_err(KubeError::Client)
+}

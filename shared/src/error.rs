@@ -1,0 +1,72 @@
+//! The one error type every command returns, wrapping each module's typed error.
+//! Each wrapped error knows its exit status and the next step to suggest.
+
+use crate::exit::ExitStatus;
+
+/// What every module error tells the edge: how to exit and what to try next.
+pub trait Diagnose: std::error::Error {
+    /// The exit status this error maps to (SPEC "Conventions").
+    fn exit_status(&self) -> ExitStatus;
+    /// A sentence telling the on-call engineer what to do next, if there is one.
+    fn next_step(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Declares [`Error`] with one transparent variant per module error.
+/// Adding a module error is one line here.
+macro_rules! module_errors {
+    ($( $(#[$doc:meta])* $variant:ident($ty:ty), )*) => {
+        /// Any error a command can end with.
+        #[derive(Debug, thiserror::Error)]
+        pub enum Error {
+            $( $(#[$doc])* #[error(transparent)] $variant(#[from] $ty), )*
+            /// Bad input found at the edge (flags, arguments).
+            #[error("{message}")]
+            Usage {
+                /// What was wrong.
+                message: String,
+                /// What to do instead.
+                hint: Option<String>,
+            },
+        }
+
+        impl Error {
+            /// The exit status of this error.
+            pub fn exit_status(&self) -> ExitStatus {
+                match self {
+                    $( Error::$variant(e) => e.exit_status(), )*
+                    Error::Usage { .. } => ExitStatus::Usage,
+                }
+            }
+
+            /// The next step to print under the error, if any.
+            pub fn next_step(&self) -> Option<String> {
+                match self {
+                    $( Error::$variant(e) => e.next_step(), )*
+                    Error::Usage { hint, .. } => hint.clone(),
+                }
+            }
+        }
+    };
+}
+
+module_errors! {
+    /// Building the Kubernetes client or talking to the API server.
+    Kube(crate::client::KubeError),
+    /// A release name that is not valid.
+    Release(crate::release::ReleaseNameError),
+}
+
+impl Error {
+    /// A usage error with a hint.
+    pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Error::Usage {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+}
+
+/// Result with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,8 @@
+//! kubectl-astro: Astronomer Software disaster recovery as kubectl plugins.
+//! Every piece of logic lives here; the `kubectl-astro*` binaries only parse and print.
+
+pub mod cli;
+pub mod client;
+pub mod error;
+pub mod exit;
+pub mod release;
