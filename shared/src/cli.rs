@@ -108,3 +108,44 @@ pub fn print_stdout(text: &str) -> std::io::Result<()> {
         other => other,
     }
 }
+
+/// The name to show in usage text for a binary started as `argv0`.
+///
+/// kubectl runs plugins by path, so `kubectl-astro-restore` is shown as
+/// `kubectl astro restore`, the way the user typed it.
+pub fn display_name(argv0: &str) -> String {
+    let file = std::path::Path::new(argv0)
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or(argv0);
+    match file.strip_prefix("kubectl-") {
+        Some(rest) => format!("kubectl {}", rest.replace('-', " ")),
+        None => file.to_owned(),
+    }
+}
+
+/// Parses the command line of a binary, with usage text naming it as the user typed it.
+pub fn parse<C: clap::Parser>() -> C {
+    let argv0 = std::env::args_os()
+        .next()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let command = C::command().bin_name(display_name(&argv0));
+    let matches = command.get_matches();
+    C::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_binaries_are_shown_as_kubectl_subcommands() {
+        assert_eq!(
+            display_name("/home/u/.krew/store/astro/v0.1.0/kubectl-astro-restore"),
+            "kubectl astro restore"
+        );
+        assert_eq!(display_name("kubectl-astro"), "kubectl astro");
+        assert_eq!(display_name("./astro-tool"), "astro-tool");
+    }
+}
