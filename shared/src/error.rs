@@ -54,6 +54,8 @@ macro_rules! module_errors {
 module_errors! {
     /// Building the Kubernetes client or talking to the API server.
     Kube(crate::client::KubeError),
+    /// `kubectl astro <cmd>` could not be dispatched.
+    Dispatch(crate::dispatch::DispatchError),
     /// A release name that is not valid.
     Release(crate::release::ReleaseNameError),
 }

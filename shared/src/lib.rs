@@ -3,6 +3,8 @@
 
 pub mod cli;
 pub mod client;
+pub mod completion;
+pub mod dispatch;
 pub mod error;
 pub mod exit;
 pub mod release;

@@ -1,5 +1,5 @@
-//! Thin binary: parse flags, call the library, print.
+//! `kubectl-astro`: the dispatcher krew puts on PATH; runs `kubectl-astro-<cmd>` beside it.
 
 fn main() -> std::process::ExitCode {
-    astro::cli::run_main(|| async { Ok(astro::exit::ExitStatus::Success) })
+    astro::dispatch::main(std::env::args_os().skip(1).collect())
 }
