@@ -58,6 +58,8 @@ module_errors! {
     Dispatch(crate::dispatch::DispatchError),
     /// A release name that is not valid.
     Release(crate::release::ReleaseNameError),
+    /// A PostgreSQL connection string that cannot be used.
+    Connection(crate::connection::ConnectionError),
 }
 
 impl Error {

@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod client;
 pub mod completion;
+pub mod connection;
 pub mod dispatch;
 pub mod error;
 pub mod exit;
