@@ -8,4 +8,6 @@ pub mod connection;
 pub mod dispatch;
 pub mod error;
 pub mod exit;
+pub mod pgbouncer_ini;
 pub mod release;
+pub mod sqlproxy;
