@@ -1,1 +1,2 @@
 //! End-to-end tests, one module per command.
+mod krew;
