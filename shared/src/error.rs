@@ -60,6 +60,8 @@ module_errors! {
     Release(crate::release::ReleaseNameError),
     /// A PostgreSQL connection string that cannot be used.
     Connection(crate::connection::ConnectionError),
+    /// Reading or changing the Houston database (undelete).
+    Houston(crate::houston::HoustonError),
 }
 
 impl Error {

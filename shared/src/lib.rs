@@ -8,6 +8,7 @@ pub mod connection;
 pub mod dispatch;
 pub mod error;
 pub mod exit;
+pub mod houston;
 pub mod pgbouncer_ini;
 pub mod release;
 pub mod sqlproxy;
