@@ -62,6 +62,8 @@ module_errors! {
     Connection(crate::connection::ConnectionError),
     /// Reading or changing the Houston database (undelete).
     Houston(crate::houston::HoustonError),
+    /// Finding or reading the platform's database secrets.
+    Platform(crate::platform::PlatformError),
 }
 
 impl Error {

@@ -10,5 +10,6 @@ pub mod error;
 pub mod exit;
 pub mod houston;
 pub mod pgbouncer_ini;
+pub mod platform;
 pub mod release;
 pub mod sqlproxy;
