@@ -64,6 +64,8 @@ module_errors! {
     Houston(crate::houston::HoustonError),
     /// Finding or reading the platform's database secrets.
     Platform(crate::platform::PlatformError),
+    /// Restoring a deployment (backup choice, pre-flight, outcome).
+    Restore(crate::restore::RestoreError),
 }
 
 impl Error {

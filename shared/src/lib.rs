@@ -12,4 +12,5 @@ pub mod houston;
 pub mod pgbouncer_ini;
 pub mod platform;
 pub mod release;
+pub mod restore;
 pub mod sqlproxy;

@@ -1,0 +1,160 @@
+//! Restoring one Airflow deployment: namespace resolution, backup choice, pre-flight checks,
+//! the Velero Restore object, and reading its outcome (runbook steps 4–7).
+
+pub mod choice;
+pub mod namespace;
+
+use crate::error::Diagnose;
+use crate::exit::ExitStatus;
+
+/// Why a restore was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// `--from-backup` names a Backup that does not exist.
+    #[error("backup {name} not found in namespace {velero_namespace}")]
+    BackupNotFound {
+        /// The backup asked for.
+        name: String,
+        /// Where we looked.
+        velero_namespace: String,
+    },
+    /// `--from-schedule` names a schedule with no backups.
+    #[error("schedule {name} has no backups in namespace {velero_namespace}")]
+    ScheduleEmpty {
+        /// The schedule asked for.
+        name: String,
+        /// Where we looked.
+        velero_namespace: String,
+    },
+    /// The named backup cannot be restored from (Failed, InProgress, PartiallyFailed…).
+    #[error("backup {name} cannot be restored from: it is {why}")]
+    BackupNotUsable {
+        /// The backup.
+        name: String,
+        /// Its phase and why that matters.
+        why: String,
+    },
+    /// The named backup does not hold the namespace.
+    #[error("backup {name} does not contain namespace {namespace}: {why}")]
+    NamespaceNotInBackup {
+        /// The backup.
+        name: String,
+        /// The namespace.
+        namespace: String,
+        /// How we know.
+        why: String,
+    },
+    /// No backup is usable and holds the namespace.
+    #[error(
+        "no usable backup contains namespace {namespace} ({considered} backups considered: {summary})"
+    )]
+    NoBackupFound {
+        /// The namespace.
+        namespace: String,
+        /// How many backups were looked at.
+        considered: usize,
+        /// Counts by reason.
+        summary: String,
+    },
+    /// The backup's storage location is missing or not Available.
+    #[error("backup storage location {name} of backup {backup} is {state}{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    StorageLocationUnavailable {
+        /// The BSL.
+        name: String,
+        /// The backup that lives there.
+        backup: String,
+        /// `Unavailable`, `Unknown`, `missing`.
+        state: String,
+        /// The BSL's status message.
+        message: Option<String>,
+    },
+    /// The namespace is being deleted.
+    #[error(
+        "namespace {namespace} is Terminating; Velero would wait 10 minutes per item and then fail"
+    )]
+    NamespaceTerminating {
+        /// The namespace.
+        namespace: String,
+    },
+    /// The namespace exists and the user did not accept that existing objects stay as they are.
+    #[error(
+        "namespace {namespace} already exists: objects already in it are skipped by the restore, not overwritten"
+    )]
+    NamespaceExists {
+        /// The namespace.
+        namespace: String,
+    },
+    /// A confirmation was needed but there is no terminal to ask on.
+    #[error("{what} needs confirmation, and there is no terminal to ask on")]
+    NeedsConfirmation {
+        /// What we would do.
+        what: String,
+    },
+    /// The user answered no.
+    #[error("cancelled; nothing was changed")]
+    Declined,
+    /// The restore ended in a phase other than Completed.
+    #[error("restore {name} ended {phase}{}", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    RestoreFailed {
+        /// The Restore.
+        name: String,
+        /// Its terminal phase.
+        phase: String,
+        /// Failure reason or validation errors.
+        detail: Option<String>,
+    },
+    /// `--verify`: Deployments did not become Available in time.
+    #[error(
+        "restore completed, but Deployments in {namespace} are not Available after {seconds}s: {pending}"
+    )]
+    NotAvailable {
+        /// The namespace.
+        namespace: String,
+        /// How long we waited.
+        seconds: u64,
+        /// Deployments still not Available.
+        pending: String,
+    },
+    /// Downloading a file Velero serves (resource list, results) failed.
+    #[error("cannot download the {what} of {target}: {reason}")]
+    Download {
+        /// `BackupResourceList`, `RestoreResults`…
+        what: String,
+        /// The Backup or Restore name.
+        target: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Diagnose for RestoreError {
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            RestoreError::BackupNotFound { .. } | RestoreError::ScheduleEmpty { .. } => {
+                ExitStatus::Usage
+            }
+            RestoreError::RestoreFailed { .. }
+            | RestoreError::NotAvailable { .. }
+            | RestoreError::Download { .. } => ExitStatus::Failed,
+            _ => ExitStatus::Refused,
+        }
+    }
+
+    fn next_step(&self) -> Option<String> {
+        Some(match self {
+            RestoreError::BackupNotFound { .. } => "list backups with `kubectl astro restore RELEASE --list-backups` (or `kubectl astro backup list`) and pass one of them".into(),
+            RestoreError::ScheduleEmpty { .. } => "check the schedule name with `kubectl get schedules.velero.io -n velero`, or use --from-backup".into(),
+            RestoreError::BackupNotUsable { .. } => "pick another backup (`--list-backups` shows which are usable); --allow-partially-failed accepts PartiallyFailed ones".into(),
+            RestoreError::NamespaceNotInBackup { .. } => "pick a backup that holds the namespace (`--list-backups`), or check the namespace with --namespace".into(),
+            RestoreError::NoBackupFound { .. } => "check the namespace (--namespace) and the backups with `--list-backups`; --allow-partially-failed also considers PartiallyFailed backups".into(),
+            RestoreError::StorageLocationUnavailable { .. } => "fix the storage location first (`kubectl get backupstoragelocations -n velero`; credentials, bucket); Velero rejects restores from an unavailable location".into(),
+            RestoreError::NamespaceTerminating { .. } => "wait until the namespace is gone (`--wait-for-namespace` does that), or remove what blocks its finalizers".into(),
+            RestoreError::NamespaceExists { .. } => "re-run with --existing-resource-policy update to overwrite objects that differ, with --yes to restore anyway, or restore side by side with --namespace-mapping".into(),
+            RestoreError::NeedsConfirmation { .. } => "re-run with --yes, or in a terminal to answer the prompt".into(),
+            RestoreError::Declined => return None,
+            RestoreError::RestoreFailed { name, .. } => format!("see `velero restore describe {name} --details` and `velero restore logs {name}`"),
+            RestoreError::NotAvailable { namespace, .. } => format!("look at `kubectl get pods -n {namespace}` and the events of the pending Deployments"),
+            RestoreError::Download { .. } => "check that this machine can reach the object store URL Velero hands out, and that you may create downloadrequests.velero.io".into(),
+        })
+    }
+}
