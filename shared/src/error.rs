@@ -60,6 +60,8 @@ module_errors! {
     Release(crate::release::ReleaseNameError),
     /// A PostgreSQL connection string that cannot be used.
     Connection(crate::connection::ConnectionError),
+    /// Moving the platform to a new database endpoint.
+    Endpoint(crate::endpoint::EndpointError),
     /// Reading or changing the Houston database (undelete).
     Houston(crate::houston::HoustonError),
     /// Finding or reading the platform's database secrets.

@@ -6,6 +6,7 @@ pub mod client;
 pub mod completion;
 pub mod connection;
 pub mod dispatch;
+pub mod endpoint;
 pub mod error;
 pub mod exit;
 pub mod houston;
