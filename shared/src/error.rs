@@ -68,6 +68,10 @@ module_errors! {
     Platform(crate::platform::PlatformError),
     /// Restoring a deployment (backup choice, pre-flight, outcome).
     Restore(crate::restore::RestoreError),
+    /// A schedule expression Velero would reject.
+    Cron(crate::cron::CronError),
+    /// Waiting for a Velero Backup or Restore failed.
+    Wait(crate::wait::WaitError),
 }
 
 impl Error {

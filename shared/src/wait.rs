@@ -1,0 +1,515 @@
+//! Waiting for a Velero Backup or Restore to reach a terminal phase, through a watch
+//! (re-established from the last resourceVersion, re-listed on 410), with progress.
+//!
+//! ```no_run
+//! # async fn f(client: kube::Client) -> Result<(), astro::wait::WaitError> {
+//! use astro::velero::Backup;
+//! use astro::wait::{wait_for, WaitOptions, WaitOutcome};
+//! let api: kube::Api<Backup> = kube::Api::namespaced(client, "velero");
+//! match wait_for(&api, "astro-all-20260101000000", &WaitOptions::default()).await? {
+//!     WaitOutcome::Finished { phase, .. } => println!("ended {phase}"),
+//!     WaitOutcome::Interrupted { .. } => println!("stopped waiting; the backup keeps running"),
+//!     WaitOutcome::TimedOut { .. } => println!("gave up waiting"),
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use k8s_openapi::NamespaceResourceScope;
+use kube::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+
+use crate::error::Diagnose;
+use crate::exit::ExitStatus;
+use crate::velero::{Backup, Restore, Terminal};
+
+/// Consecutive watch errors (each retried with backoff) after which we give up.
+const MAX_CONSECUTIVE_ERRORS: u32 = 12;
+
+/// An object whose phase we can wait on: a Velero Backup or Restore.
+pub trait Waitable:
+    kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    /// Lower-case noun for messages ("backup", "restore").
+    const NOUN: &'static str;
+    /// `status.phase`, `""` when unset (Velero prints it as `New`).
+    fn phase(&self) -> &str;
+    /// Items done and the estimated total, when Velero has reported them.
+    fn progress(&self) -> Option<(u64, u64)>;
+}
+
+impl Waitable for Backup {
+    const NOUN: &'static str = "backup";
+    fn phase(&self) -> &str {
+        self.status
+            .as_ref()
+            .and_then(|s| s.phase.as_ref())
+            .map_or("", |p| p.as_str())
+    }
+    fn progress(&self) -> Option<(u64, u64)> {
+        let p = self.status.as_ref()?.progress.as_ref()?;
+        Some((count(p.items_backed_up), count(p.total_items)))
+    }
+}
+
+impl Waitable for Restore {
+    const NOUN: &'static str = "restore";
+    fn phase(&self) -> &str {
+        self.status
+            .as_ref()
+            .and_then(|s| s.phase.as_ref())
+            .map_or("", |p| p.as_str())
+    }
+    fn progress(&self) -> Option<(u64, u64)> {
+        let p = self.status.as_ref()?.progress.as_ref()?;
+        Some((count(p.items_restored), count(p.total_items)))
+    }
+}
+
+fn count(n: Option<i64>) -> u64 {
+    n.map_or(0, |n| u64::try_from(n).unwrap_or(0))
+}
+
+/// How a wait ended without an error.
+#[derive(Debug, Clone)]
+pub enum WaitOutcome<K> {
+    /// The object reached a terminal phase; `object` is its final state.
+    Finished {
+        /// Which terminal phase.
+        phase: Terminal,
+        /// The object as last seen.
+        object: K,
+    },
+    /// Ctrl-C (or the caller's cancel future): we stopped waiting; the object keeps
+    /// running on the server.
+    Interrupted {
+        /// The object as last seen, if it was seen.
+        last: Option<K>,
+    },
+    /// `WaitOptions::timeout` passed; the object keeps running on the server.
+    TimedOut {
+        /// The object as last seen, if it was seen.
+        last: Option<K>,
+    },
+}
+
+/// How progress is shown while waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProgressMode {
+    /// A progress bar when stderr is a terminal, plain lines otherwise.
+    #[default]
+    Auto,
+    /// Plain periodic lines on stderr.
+    Plain,
+    /// Nothing.
+    Quiet,
+}
+
+/// Options for [`wait_for`].
+#[derive(Debug, Clone)]
+pub struct WaitOptions {
+    /// How progress is shown.
+    pub progress: ProgressMode,
+    /// How often a plain status line is printed when nothing changed.
+    pub plain_every: Duration,
+    /// Give up after this long (the object keeps running).
+    pub timeout: Option<Duration>,
+}
+
+impl Default for WaitOptions {
+    fn default() -> Self {
+        WaitOptions {
+            progress: ProgressMode::Auto,
+            plain_every: Duration::from_secs(10),
+            timeout: None,
+        }
+    }
+}
+
+/// Why a wait failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    /// The object does not exist (or disappeared) while we were waiting.
+    #[error("{noun} {namespace}/{name} does not exist (it was deleted or never created)")]
+    Gone {
+        /// "backup" or "restore".
+        noun: &'static str,
+        /// Velero namespace.
+        namespace: String,
+        /// Object name.
+        name: String,
+    },
+    /// The watch kept failing.
+    #[error("cannot watch {noun} {namespace}/{name}: {source}")]
+    Watch {
+        /// "backup" or "restore".
+        noun: &'static str,
+        /// Velero namespace.
+        namespace: String,
+        /// Object name.
+        name: String,
+        /// The last watch error.
+        source: watcher::Error,
+    },
+}
+
+impl Diagnose for WaitError {
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            WaitError::Gone { .. } => ExitStatus::Failed,
+            WaitError::Watch { source, .. } => match api_code(source) {
+                Some(401 | 403) => ExitStatus::Refused,
+                _ => ExitStatus::Failed,
+            },
+        }
+    }
+
+    fn next_step(&self) -> Option<String> {
+        match self {
+            WaitError::Gone {
+                noun, namespace, ..
+            } => Some(format!(
+                "list what exists with `kubectl get {noun}s -n {namespace}`"
+            )),
+            WaitError::Watch {
+                noun,
+                namespace,
+                name,
+                ..
+            } => Some(format!(
+                "the {noun} keeps running on the server; check it with `kubectl get {noun} {name} -n {namespace} -o yaml`"
+            )),
+        }
+    }
+}
+
+fn api_code(e: &watcher::Error) -> Option<u16> {
+    match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => Some(s.code),
+        watcher::Error::WatchError(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+/// Errors that retrying will not fix: no permission, no such resource type.
+fn is_fatal(e: &watcher::Error) -> bool {
+    matches!(api_code(e), Some(401 | 403 | 404))
+}
+
+/// Where a phase stands: still running, or terminal.
+pub fn classify(phase: &str) -> Option<Terminal> {
+    Terminal::from_phase(phase)
+}
+
+/// Waits until the named object reaches `Completed`, `PartiallyFailed`, `Failed` or
+/// `FailedValidation`; Ctrl-C stops waiting ([`WaitOutcome::Interrupted`]).
+/// Every other phase (`""`, `New`, `Queued`, `ReadyToStart`, `InProgress`,
+/// `WaitingForPluginOperations*`, `Finalizing*`, and phases added later) counts as running.
+pub async fn wait_for<K: Waitable>(
+    api: &Api<K>,
+    name: &str,
+    opts: &WaitOptions,
+) -> Result<WaitOutcome<K>, WaitError> {
+    let ctrl_c = async {
+        // If the handler cannot be installed, never fire rather than stop at once.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    wait_for_until(api, name, opts, ctrl_c).await
+}
+
+/// Like [`wait_for`], but stops waiting when `cancel` completes instead of on Ctrl-C.
+pub async fn wait_for_until<K, F>(
+    api: &Api<K>,
+    name: &str,
+    opts: &WaitOptions,
+    cancel: F,
+) -> Result<WaitOutcome<K>, WaitError>
+where
+    K: Waitable,
+    F: Future<Output = ()>,
+{
+    let namespace = api_namespace(api);
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let stream = watcher::watcher(api.clone(), config).default_backoff();
+    futures::pin_mut!(stream);
+    futures::pin_mut!(cancel);
+
+    let mut reporter = Reporter::new::<K>(name, opts);
+    let mut last: Option<K> = None;
+    let mut seen_in_listing = false;
+    let mut errors = 0u32;
+    let deadline = opts.timeout.map(|t| Instant::now() + t);
+    let timeout = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    futures::pin_mut!(timeout);
+    let mut ticker = tokio::time::interval(opts.plain_every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+
+    let gone = || WaitError::Gone {
+        noun: K::NOUN,
+        namespace: namespace.clone(),
+        name: name.to_owned(),
+    };
+
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut cancel => {
+                reporter.stop(&format!(
+                    "stopped waiting; {} {name} keeps running on the server",
+                    K::NOUN
+                ));
+                return Ok(WaitOutcome::Interrupted { last });
+            }
+            () = &mut timeout => {
+                reporter.stop(&format!(
+                    "gave up waiting; {} {name} keeps running on the server",
+                    K::NOUN
+                ));
+                return Ok(WaitOutcome::TimedOut { last });
+            }
+            _ = ticker.tick() => reporter.tick(last.as_ref()),
+            event = stream.next() => {
+                let Some(event) = event else {
+                    // The watcher stream is infinite; an end means the runtime is shutting down.
+                    return Ok(WaitOutcome::Interrupted { last });
+                };
+                match event {
+                    Ok(event) => {
+                        errors = 0;
+                        let object = match event {
+                            Event::Init => {
+                                seen_in_listing = false;
+                                continue;
+                            }
+                            Event::InitDone => {
+                                if !seen_in_listing {
+                                    reporter.stop("");
+                                    return Err(gone());
+                                }
+                                continue;
+                            }
+                            Event::Delete(_) => {
+                                reporter.stop("");
+                                return Err(gone());
+                            }
+                            Event::Apply(o) | Event::InitApply(o) => o,
+                        };
+                        // The field selector already filters; this guards a lax server.
+                        if object.meta().name.as_deref() != Some(name) {
+                            continue;
+                        }
+                        seen_in_listing = true;
+                        reporter.update(&object);
+                        if let Some(phase) = classify(object.phase()) {
+                            reporter.finish(phase);
+                            return Ok(WaitOutcome::Finished { phase, object });
+                        }
+                        last = Some(object);
+                    }
+                    Err(e) => {
+                        errors += 1;
+                        if is_fatal(&e) || errors >= MAX_CONSECUTIVE_ERRORS {
+                            reporter.stop("");
+                            return Err(WaitError::Watch {
+                                noun: K::NOUN,
+                                namespace,
+                                name: name.to_owned(),
+                                source: e,
+                            });
+                        }
+                        reporter.note(&format!("watch interrupted ({e}); reconnecting"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn api_namespace<K: Waitable>(api: &Api<K>) -> String {
+    // `Api` does not expose its namespace; the request URL does.
+    namespace_of_url(api.resource_url())
+}
+
+fn namespace_of_url(url: &str) -> String {
+    url.split("/namespaces/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Shows progress: an indicatif bar on a TTY, plain lines on stderr otherwise.
+struct Reporter {
+    noun: &'static str,
+    name: String,
+    bar: Option<ProgressBar>,
+    plain: bool,
+    started: Instant,
+    last_line: String,
+}
+
+impl Reporter {
+    fn new<K: Waitable>(name: &str, opts: &WaitOptions) -> Self {
+        let tty = std::io::stderr().is_terminal();
+        let (bar, plain) = match opts.progress {
+            ProgressMode::Quiet => (None, false),
+            ProgressMode::Plain => (None, true),
+            ProgressMode::Auto if tty => {
+                let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+                let style = ProgressStyle::with_template(
+                    "{spinner} {msg} [{bar:30}] {pos}/{len} items ({elapsed})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+                bar.set_style(style.progress_chars("=> "));
+                bar.set_message(format!("{} {name}: waiting", K::NOUN));
+                bar.enable_steady_tick(Duration::from_millis(200));
+                (Some(bar), false)
+            }
+            ProgressMode::Auto => (None, true),
+        };
+        Reporter {
+            noun: K::NOUN,
+            name: name.to_owned(),
+            bar,
+            plain,
+            started: Instant::now(),
+            last_line: String::new(),
+        }
+    }
+
+    fn line<K: Waitable>(&self, object: &K) -> String {
+        let phase = match object.phase() {
+            "" => "New",
+            p => p,
+        };
+        match object.progress() {
+            Some((done, total)) if total > 0 => {
+                format!("{} {}: {phase}, {done}/{total} items", self.noun, self.name)
+            }
+            _ => format!("{} {}: {phase}", self.noun, self.name),
+        }
+    }
+
+    fn update<K: Waitable>(&mut self, object: &K) {
+        let line = self.line(object);
+        if let Some(bar) = &self.bar {
+            if let Some((done, total)) = object.progress() {
+                bar.set_length(total.max(done));
+                bar.set_position(done);
+            }
+            let phase = if object.phase().is_empty() {
+                "New"
+            } else {
+                object.phase()
+            };
+            bar.set_message(format!("{} {}: {phase}", self.noun, self.name));
+        } else if self.plain && line != self.last_line {
+            eprintln!("{line} ({}s)", self.started.elapsed().as_secs());
+        }
+        self.last_line = line;
+    }
+
+    fn tick<K: Waitable>(&mut self, last: Option<&K>) {
+        if self.plain {
+            let line = last.map_or_else(
+                || format!("{} {}: waiting", self.noun, self.name),
+                |o| self.line(o),
+            );
+            eprintln!(
+                "{line} ({}s, still waiting)",
+                self.started.elapsed().as_secs()
+            );
+        }
+    }
+
+    fn note(&self, message: &str) {
+        if let Some(bar) = &self.bar {
+            bar.println(message);
+        } else if self.plain {
+            eprintln!("{message}");
+        }
+    }
+
+    fn finish(&mut self, phase: Terminal) {
+        let message = format!(
+            "{} {} finished: {phase} after {}s",
+            self.noun,
+            self.name,
+            self.started.elapsed().as_secs()
+        );
+        self.stop(&message);
+    }
+
+    fn stop(&mut self, message: &str) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if !message.is_empty() && (self.plain || self.bar.is_none()) {
+            eprintln!("{message}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_and_terminal_phases() {
+        for running in [
+            "",
+            "New",
+            "Queued",
+            "ReadyToStart",
+            "InProgress",
+            "WaitingForPluginOperations",
+            "WaitingForPluginOperationsPartiallyFailed",
+            "Finalizing",
+            "FinalizingPartiallyFailed",
+            "SomethingNewInMain",
+        ] {
+            assert_eq!(classify(running), None, "{running}");
+        }
+        assert_eq!(classify("Completed"), Some(Terminal::Completed));
+        assert_eq!(classify("PartiallyFailed"), Some(Terminal::PartiallyFailed));
+        assert_eq!(classify("Failed"), Some(Terminal::Failed));
+        assert_eq!(
+            classify("FailedValidation"),
+            Some(Terminal::FailedValidation)
+        );
+    }
+
+    #[test]
+    fn namespace_from_api_url() {
+        assert_eq!(
+            namespace_of_url("/apis/velero.io/v1/namespaces/velero/backups"),
+            "velero"
+        );
+        assert_eq!(namespace_of_url("/apis/velero.io/v1/backups"), "");
+    }
+}
