@@ -62,6 +62,8 @@ module_errors! {
     Connection(crate::connection::ConnectionError),
     /// Moving the platform to a new database endpoint.
     Endpoint(crate::endpoint::EndpointError),
+    /// Restoring the whole platform from a backup.
+    PlatformRestore(crate::platform_restore::PlatformRestoreError),
     /// Reading or changing the Houston database (undelete).
     Houston(crate::houston::HoustonError),
     /// Finding or reading the platform's database secrets.

@@ -14,6 +14,7 @@ pub mod houston;
 pub mod namespaces;
 pub mod pgbouncer_ini;
 pub mod platform;
+pub mod platform_restore;
 pub mod release;
 pub mod restore;
 pub mod sqlproxy;
