@@ -35,8 +35,11 @@ pub fn command_tree() -> Command {
 /// The clap definition of an external command, where the library has one.
 fn subcommand_definition(name: &str) -> Option<Command> {
     // Filled in as each command's clap definition moves into the library.
-    let _ = name;
-    None
+    use clap::CommandFactory;
+    match name {
+        "dbconn" => Some(crate::commands::dbconn::Cli::command()),
+        _ => None,
+    }
 }
 
 /// Writes the completion script for `shell` (bash, zsh or fish) to stdout.

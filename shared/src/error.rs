@@ -68,6 +68,10 @@ module_errors! {
     Houston(crate::houston::HoustonError),
     /// Finding or reading the platform's database secrets.
     Platform(crate::platform::PlatformError),
+    /// Connecting to or querying PostgreSQL from this machine.
+    Pg(crate::pg::PgError),
+    /// A temporary database client pod.
+    ClientPod(crate::clientpod::ClientPodError),
     /// Restoring a deployment (backup choice, pre-flight, outcome).
     Restore(crate::restore::RestoreError),
     /// A schedule expression Velero would reject.

@@ -3,6 +3,8 @@
 
 pub mod cli;
 pub mod client;
+pub mod clientpod;
+pub mod commands;
 pub mod completion;
 pub mod connection;
 pub mod cron;
@@ -12,6 +14,7 @@ pub mod error;
 pub mod exit;
 pub mod houston;
 pub mod namespaces;
+pub mod pg;
 pub mod pgbouncer_ini;
 pub mod platform;
 pub mod platform_restore;
@@ -20,3 +23,4 @@ pub mod restore;
 pub mod sqlproxy;
 pub mod velero;
 pub mod wait;
+pub mod terminal;

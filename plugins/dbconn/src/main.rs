@@ -1,5 +1,6 @@
-//! Thin binary: parse flags, call the library, print.
+//! `kubectl-astro-dbconn`: thin binary; all logic is in `astro::commands::dbconn`.
 
 fn main() -> std::process::ExitCode {
-    astro::cli::run_main(|| async { Ok(astro::exit::ExitStatus::Success) })
+    let cli: astro::commands::dbconn::Cli = astro::cli::parse();
+    astro::cli::run_main(|| astro::commands::dbconn::run(cli))
 }

@@ -1,0 +1,720 @@
+//! A throwaway Postgres client pod (psql, pg_dump) with its credentials in a temporary
+//! Secret read through `secretKeyRef`; both are deleted on success, error and Ctrl-C.
+//!
+//! The Secret carries an ownerReference to the Pod, so deleting the Pod (or a crash that
+//! leaves only the Pod for someone to remove) never leaves a password behind. No secret
+//! value ever appears in the Pod's command, args or literal env.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EnvVar, EnvVarSource, Pod, PodSecurityContext, PodSpec,
+    ResourceRequirements, SeccompProfile, Secret, SecretKeySelector, SecurityContext,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::Client;
+use kube::api::{Api, AttachParams, DeleteParams, LogParams, PostParams};
+use kube::runtime::wait::await_condition;
+
+use crate::client::KubeError;
+use crate::error::Diagnose;
+use crate::exit::ExitStatus;
+
+/// Label marking every object this tool creates for a client pod.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "kubectl-astro");
+/// Name of the container in the client pod.
+pub const CONTAINER: &str = "psql";
+/// Default client image (has psql and pg_dump).
+pub const DEFAULT_IMAGE: &str = "postgres";
+/// How long a client pod may live at most, whatever happens to us (kubelet kills it).
+pub const MAX_POD_SECONDS: i64 = 4 * 60 * 60;
+
+/// Errors creating, running or cleaning up a client pod.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientPodError {
+    /// An API call failed.
+    #[error(transparent)]
+    Kube(#[from] KubeError),
+    /// The pod did not start in time.
+    #[error("client pod {namespace}/{name} did not start within {seconds}s{}", detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    StartTimeout {
+        /// Namespace.
+        namespace: String,
+        /// Pod name.
+        name: String,
+        /// Seconds waited.
+        seconds: u64,
+        /// Last waiting reason seen, if any.
+        detail: Option<String>,
+    },
+    /// The image cannot be pulled.
+    #[error("client pod {namespace}/{name} cannot pull image {image:?}: {reason}")]
+    ImagePull {
+        /// Namespace.
+        namespace: String,
+        /// Pod name.
+        name: String,
+        /// The image.
+        image: String,
+        /// Kubelet's reason.
+        reason: String,
+    },
+    /// Ctrl-C: the pod and Secret were removed.
+    #[error("interrupted; client pod {namespace}/{name} and its Secret were deleted")]
+    Interrupted {
+        /// Namespace.
+        namespace: String,
+        /// Pod name.
+        name: String,
+    },
+    /// Attaching to the pod failed.
+    #[error("cannot attach to client pod {namespace}/{name}: {source}")]
+    Attach {
+        /// Namespace.
+        namespace: String,
+        /// Pod name.
+        name: String,
+        /// The error.
+        source: kube::Error,
+    },
+    /// The local terminal could not be set up.
+    #[error("cannot set up the terminal: {0}")]
+    Terminal(#[source] std::io::Error),
+}
+
+impl Diagnose for ClientPodError {
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            ClientPodError::Kube(e) => e.exit_status(),
+            _ => ExitStatus::Failed,
+        }
+    }
+
+    fn next_step(&self) -> Option<String> {
+        Some(match self {
+            ClientPodError::Kube(e) => return e.next_step(),
+            ClientPodError::StartTimeout { namespace, .. } => format!(
+                "check scheduling and quotas with `kubectl get events -n {namespace}`; or use --local"
+            ),
+            ClientPodError::ImagePull { .. } => {
+                "pass an image the cluster can pull with --image (it needs psql)".into()
+            }
+            ClientPodError::Interrupted { .. } => return None,
+            ClientPodError::Attach { .. } => {
+                "check that your user may create pods/attach (RBAC), or use --local".into()
+            }
+            ClientPodError::Terminal(_) => "run without a terminal, or use --local".into(),
+        })
+    }
+}
+
+/// What to run in a client pod. Build it, print it (`--dry-run`), or start it.
+#[derive(Clone)]
+pub struct ClientPodPlan {
+    /// Namespace (the platform namespace, where the DB NetworkPolicy admits clients).
+    pub namespace: String,
+    /// Name of both the Pod and the Secret.
+    pub name: String,
+    /// Container image.
+    pub image: String,
+    /// Pod labels (include `release=<platform release>, tier=astronomer` for the NetworkPolicy).
+    pub labels: BTreeMap<String, String>,
+    /// Container command (no secrets here).
+    pub command: Vec<String>,
+    /// Variables stored in the Secret and read through `secretKeyRef` (PG* values).
+    pub secret_env: Vec<(String, String)>,
+    /// Plain, non-secret variables.
+    pub plain_env: Vec<(String, String)>,
+    /// Keep stdin open and allocate a TTY for an interactive session.
+    pub interactive: bool,
+    /// Allocate a TTY (only when the local side is a terminal).
+    pub tty: bool,
+}
+
+impl std::fmt::Debug for ClientPodPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientPodPlan")
+            .field("namespace", &self.namespace)
+            .field("name", &self.name)
+            .field("image", &self.image)
+            .field("command", &self.command)
+            .field(
+                "secret_env",
+                &self.secret_env.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// A name unique enough for a short-lived pod: `<prefix>-<5 base36 chars>`.
+pub fn unique_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let mut n = nanos ^ (u128::from(std::process::id()) << 64);
+    let mut suffix = String::new();
+    for _ in 0..5 {
+        let d = (n % 36) as u32;
+        suffix.push(std::char::from_digit(d, 36).unwrap_or('x'));
+        n /= 36;
+    }
+    format!("{prefix}-{suffix}")
+}
+
+/// Labels the platform's Postgres NetworkPolicy admits, plus our marker.
+pub fn network_policy_labels(platform_release: &str) -> BTreeMap<String, String> {
+    [
+        ("release", platform_release),
+        ("tier", "astronomer"),
+        ("component", "astro-dbclient"),
+        MANAGED_BY,
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+impl ClientPodPlan {
+    /// The Pod: one container, env from the Secret by `secretKeyRef`, restricted security.
+    pub fn pod(&self) -> Pod {
+        let mut env: Vec<EnvVar> = self
+            .plain_env
+            .iter()
+            .map(|(k, v)| EnvVar {
+                name: k.clone(),
+                value: Some(v.clone()),
+                value_from: None,
+            })
+            .collect();
+        env.extend(self.secret_env.iter().map(|(k, _)| EnvVar {
+            name: k.clone(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: self.name.clone(),
+                    key: k.clone(),
+                    optional: Some(false),
+                }),
+                ..EnvVarSource::default()
+            }),
+        }));
+        let quantity = |s: &str| Quantity(s.to_owned());
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                namespace: Some(self.namespace.clone()),
+                labels: Some(self.labels.clone()),
+                annotations: Some(BTreeMap::from([(
+                    "kubectl-astro/purpose".to_owned(),
+                    "temporary database client; safe to delete".to_owned(),
+                )])),
+                ..ObjectMeta::default()
+            },
+            spec: Some(PodSpec {
+                restart_policy: Some("Never".into()),
+                active_deadline_seconds: Some(MAX_POD_SECONDS),
+                automount_service_account_token: Some(false),
+                termination_grace_period_seconds: Some(1),
+                security_context: Some(PodSecurityContext {
+                    run_as_non_root: Some(true),
+                    // The postgres image's own user.
+                    run_as_user: Some(999),
+                    seccomp_profile: Some(SeccompProfile {
+                        type_: "RuntimeDefault".into(),
+                        localhost_profile: None,
+                    }),
+                    ..PodSecurityContext::default()
+                }),
+                containers: vec![Container {
+                    name: CONTAINER.into(),
+                    image: Some(self.image.clone()),
+                    command: Some(self.command.clone()),
+                    env: Some(env),
+                    stdin: Some(self.interactive),
+                    stdin_once: Some(self.interactive),
+                    tty: Some(self.tty),
+                    security_context: Some(SecurityContext {
+                        allow_privilege_escalation: Some(false),
+                        capabilities: Some(Capabilities {
+                            drop: Some(vec!["ALL".into()]),
+                            add: None,
+                        }),
+                        ..SecurityContext::default()
+                    }),
+                    resources: Some(ResourceRequirements {
+                        requests: Some(BTreeMap::from([
+                            ("cpu".to_owned(), quantity("50m")),
+                            ("memory".to_owned(), quantity("64Mi")),
+                        ])),
+                        limits: Some(BTreeMap::from([("memory".to_owned(), quantity("512Mi"))])),
+                        ..ResourceRequirements::default()
+                    }),
+                    ..Container::default()
+                }],
+                ..PodSpec::default()
+            }),
+            status: None,
+        }
+    }
+
+    /// The Secret holding [`ClientPodPlan::secret_env`], owned by `owner` when given
+    /// (the created Pod, which has a uid). `redact` replaces values for printing.
+    pub fn secret(&self, owner: Option<&Pod>, redact: bool) -> Secret {
+        let owner_references = owner.and_then(|pod| {
+            Some(vec![OwnerReference {
+                api_version: "v1".into(),
+                kind: "Pod".into(),
+                name: pod.metadata.name.clone()?,
+                uid: pod.metadata.uid.clone()?,
+                controller: Some(false),
+                block_owner_deletion: Some(false),
+            }])
+        });
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                namespace: Some(self.namespace.clone()),
+                labels: Some(BTreeMap::from([
+                    (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+                    ("component".to_owned(), "astro-dbclient".to_owned()),
+                ])),
+                owner_references,
+                ..ObjectMeta::default()
+            },
+            type_: Some("Opaque".into()),
+            immutable: Some(true),
+            string_data: Some(
+                self.secret_env
+                    .iter()
+                    .map(|(k, v)| {
+                        let shown = if redact && k == "PGPASSWORD" {
+                            "<redacted>".to_owned()
+                        } else {
+                            v.clone()
+                        };
+                        (k.clone(), shown)
+                    })
+                    .collect(),
+            ),
+            ..Secret::default()
+        }
+    }
+}
+
+/// A client pod that exists in the cluster (with its Secret).
+pub struct ClientPod {
+    pods: Api<Pod>,
+    secrets: Api<Secret>,
+    /// Namespace.
+    pub namespace: String,
+    /// Name of the Pod and of the Secret.
+    pub name: String,
+    image: String,
+}
+
+/// How a client pod's container ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// The container's exit code (None when the pod failed before running it).
+    pub exit_code: Option<i32>,
+    /// What the container printed (stdout and stderr, as the logs API returns them).
+    pub logs: String,
+}
+
+impl ClientPod {
+    /// Creates the Pod, then the Secret owned by it. If the Secret cannot be created,
+    /// the Pod is deleted again before the error is returned.
+    pub async fn create(client: &Client, plan: &ClientPodPlan) -> Result<Self, ClientPodError> {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &plan.namespace);
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &plan.namespace);
+        let this = ClientPod {
+            pods: pods.clone(),
+            secrets: secrets.clone(),
+            namespace: plan.namespace.clone(),
+            name: plan.name.clone(),
+            image: plan.image.clone(),
+        };
+        // Pod first: the Secret needs its uid for the ownerReference. The kubelet retries
+        // the container until the referenced Secret exists.
+        let pod = pods
+            .create(&PostParams::default(), &plan.pod())
+            .await
+            .map_err(|e| {
+                KubeError::api(
+                    format!("create pod {} in namespace {}", plan.name, plan.namespace),
+                    e,
+                )
+            })?;
+        if let Err(e) = secrets
+            .create(&PostParams::default(), &plan.secret(Some(&pod), false))
+            .await
+        {
+            this.delete().await;
+            return Err(KubeError::api(
+                format!(
+                    "create secret {} in namespace {}",
+                    plan.name, plan.namespace
+                ),
+                e,
+            )
+            .into());
+        }
+        Ok(this)
+    }
+
+    /// Waits until the container runs (or already ended), failing fast on image errors.
+    pub async fn wait_started(&self, timeout: Duration) -> Result<(), ClientPodError> {
+        let image = self.image.clone();
+        let cond = |pod: Option<&Pod>| pod.is_some_and(|p| started(p) || image_error(p).is_some());
+        let waited = tokio::time::timeout(
+            timeout,
+            await_condition(self.pods.clone(), &self.name, cond),
+        )
+        .await;
+        let pod = match waited {
+            Ok(Ok(pod)) => pod,
+            Ok(Err(e)) => {
+                return Err(KubeError::api(
+                    format!("watch pod {} in namespace {}", self.name, self.namespace),
+                    kube::Error::Service(Box::new(e)),
+                )
+                .into());
+            }
+            Err(_) => {
+                let last = self.pods.get_opt(&self.name).await.ok().flatten();
+                return Err(ClientPodError::StartTimeout {
+                    namespace: self.namespace.clone(),
+                    name: self.name.clone(),
+                    seconds: timeout.as_secs(),
+                    detail: last.as_ref().and_then(waiting_reason),
+                });
+            }
+        };
+        if let Some(reason) = pod.as_ref().and_then(image_error) {
+            return Err(ClientPodError::ImagePull {
+                namespace: self.namespace.clone(),
+                name: self.name.clone(),
+                image,
+                reason,
+            });
+        }
+        Ok(())
+    }
+
+    /// Waits for the container to end and returns its exit code and logs.
+    pub async fn wait_finished(&self, timeout: Duration) -> Result<Finished, ClientPodError> {
+        self.wait_started(timeout).await?;
+        let pod = await_condition(self.pods.clone(), &self.name, |p: Option<&Pod>| {
+            p.is_some_and(|p| {
+                terminated_code(p).is_some()
+                    || phase(p).is_some_and(|ph| ph == "Failed" || ph == "Succeeded")
+            })
+        })
+        .await
+        .map_err(|e| {
+            KubeError::api(
+                format!("watch pod {} in namespace {}", self.name, self.namespace),
+                kube::Error::Service(Box::new(e)),
+            )
+        })?;
+        let logs = self
+            .pods
+            .logs(
+                &self.name,
+                &LogParams {
+                    container: Some(CONTAINER.into()),
+                    ..LogParams::default()
+                },
+            )
+            .await
+            .map_err(|e| {
+                KubeError::api(
+                    format!(
+                        "read logs of pod {} in namespace {}",
+                        self.name, self.namespace
+                    ),
+                    e,
+                )
+            })?;
+        Ok(Finished {
+            exit_code: pod.as_ref().and_then(terminated_code),
+            logs,
+        })
+    }
+
+    /// Attaches this terminal (stdin, stdout, and stderr unless a TTY merges them) to the
+    /// container, until it ends. Returns the remote exit code when the server reports one.
+    pub async fn attach(&self, tty: bool) -> Result<Option<i32>, ClientPodError> {
+        let params = AttachParams::default()
+            .container(CONTAINER)
+            .stdin(true)
+            .stdout(true)
+            .stderr(!tty)
+            .tty(tty);
+        let attach_error = |source| ClientPodError::Attach {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            source,
+        };
+        let mut attached = self
+            .pods
+            .attach(&self.name, &params)
+            .await
+            .map_err(attach_error)?;
+        let _raw = if tty {
+            Some(crate::terminal::RawMode::enable().map_err(ClientPodError::Terminal)?)
+        } else {
+            None
+        };
+        if tty && let Some(mut sizes) = attached.terminal_size() {
+            if let Some(size) = crate::terminal::size() {
+                let _ = futures::SinkExt::send(&mut sizes, size).await;
+            }
+        }
+        let mut remote_in = attached.stdin();
+        let remote_out = attached.stdout();
+        let remote_err = attached.stderr();
+        let status = attached.take_status();
+
+        // stdin on a plain thread: a blocked read must not keep the runtime alive at exit.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut stdin = std::io::stdin();
+            let mut buf = [0u8; 4096];
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if tx.blocking_send(buf[..n].to_vec()).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        let input = async move {
+            use tokio::io::AsyncWriteExt;
+            if let Some(remote) = remote_in.as_mut() {
+                while let Some(chunk) = rx.recv().await {
+                    if remote.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = remote.shutdown().await;
+            }
+        };
+        let output = async move {
+            let out = async {
+                if let Some(mut r) = remote_out {
+                    let _ = tokio::io::copy(&mut r, &mut tokio::io::stdout()).await;
+                }
+            };
+            let err = async {
+                if let Some(mut r) = remote_err {
+                    let _ = tokio::io::copy(&mut r, &mut tokio::io::stderr()).await;
+                }
+            };
+            tokio::join!(out, err);
+        };
+        let input = tokio::spawn(input);
+        output.await;
+        input.abort();
+        let code = match status {
+            Some(status) => status.await.map(|s| exit_code_of(&s)),
+            None => None,
+        };
+        let _ = attached.join().await;
+        Ok(code)
+    }
+
+    /// Deletes the Pod and the Secret (each even if the other fails; a missing one is fine).
+    pub async fn delete(&self) {
+        let now = DeleteParams {
+            grace_period_seconds: Some(0),
+            ..DeleteParams::default()
+        };
+        let _ = self.secrets.delete(&self.name, &now).await;
+        let _ = self.pods.delete(&self.name, &now).await;
+    }
+}
+
+/// Creates the client pod, runs `body` with it, and deletes Pod and Secret afterwards,
+/// whether `body` succeeded, failed, or Ctrl-C arrived (then [`ClientPodError::Interrupted`]).
+pub async fn with_client_pod<T, E, F>(
+    client: &Client,
+    plan: &ClientPodPlan,
+    body: F,
+) -> Result<T, E>
+where
+    F: AsyncFnOnce(&ClientPod) -> Result<T, E>,
+    E: From<ClientPodError>,
+{
+    let interrupted = || ClientPodError::Interrupted {
+        namespace: plan.namespace.clone(),
+        name: plan.name.clone(),
+    };
+    // Ctrl-C while creating: the create call finishes, then cleanup runs.
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let pod = tokio::select! {
+        pod = ClientPod::create(client, plan) => pod?,
+        _ = &mut ctrl_c => {
+            let pods: Api<Pod> = Api::namespaced(client.clone(), &plan.namespace);
+            let secrets: Api<Secret> = Api::namespaced(client.clone(), &plan.namespace);
+            let _ = secrets.delete(&plan.name, &DeleteParams::default()).await;
+            let _ = pods.delete(&plan.name, &DeleteParams::default()).await;
+            return Err(interrupted().into());
+        }
+    };
+    let outcome = tokio::select! {
+        result = body(&pod) => Some(result),
+        _ = &mut ctrl_c => None,
+    };
+    pod.delete().await;
+    match outcome {
+        Some(result) => result,
+        None => Err(interrupted().into()),
+    }
+}
+
+fn phase(pod: &Pod) -> Option<&str> {
+    pod.status.as_ref()?.phase.as_deref()
+}
+
+fn started(pod: &Pod) -> bool {
+    matches!(phase(pod), Some("Running" | "Succeeded" | "Failed"))
+}
+
+fn waiting_reason(pod: &Pod) -> Option<String> {
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    statuses.iter().find_map(|s| {
+        let w = s.state.as_ref()?.waiting.as_ref()?;
+        Some(match &w.message {
+            Some(m) => format!("{}: {m}", w.reason.as_deref().unwrap_or("Waiting")),
+            None => w.reason.clone().unwrap_or_else(|| "Waiting".into()),
+        })
+    })
+}
+
+fn image_error(pod: &Pod) -> Option<String> {
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    statuses.iter().find_map(|s| {
+        let w = s.state.as_ref()?.waiting.as_ref()?;
+        let reason = w.reason.as_deref()?;
+        matches!(
+            reason,
+            "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull"
+        )
+        .then(|| match &w.message {
+            Some(m) => format!("{reason}: {m}"),
+            None => reason.to_owned(),
+        })
+    })
+}
+
+fn terminated_code(pod: &Pod) -> Option<i32> {
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    statuses
+        .iter()
+        .find_map(|s| Some(s.state.as_ref()?.terminated.as_ref()?.exit_code))
+}
+
+/// Exit code from the attach status (`NonZeroExitCode` carries it as a cause).
+fn exit_code_of(status: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Status) -> i32 {
+    if status.status.as_deref() == Some("Success") {
+        return 0;
+    }
+    status
+        .details
+        .as_ref()
+        .and_then(|d| d.causes.as_ref())
+        .and_then(|causes| {
+            causes
+                .iter()
+                .find(|c| c.reason.as_deref() == Some("ExitCode"))
+                .and_then(|c| c.message.as_ref()?.parse().ok())
+        })
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> ClientPodPlan {
+        ClientPodPlan {
+            namespace: "astronomer".into(),
+            name: unique_name("astro-dbconn"),
+            image: DEFAULT_IMAGE.into(),
+            labels: network_policy_labels("astronomer"),
+            command: vec!["psql".into()],
+            secret_env: vec![
+                ("PGHOST".into(), "db".into()),
+                ("PGPASSWORD".into(), "Sup3r!Secret".into()),
+            ],
+            plain_env: vec![("HOME".into(), "/tmp".into())],
+            interactive: true,
+            tty: false,
+        }
+    }
+
+    #[test]
+    fn pod_reads_credentials_only_through_secret_key_refs() {
+        let p = plan();
+        let pod = p.pod();
+        let json = serde_json::to_string(&pod).unwrap();
+        assert!(!json.contains("Sup3r!Secret"), "{json}");
+        let c = &pod.spec.as_ref().unwrap().containers[0];
+        let env = c.env.as_ref().unwrap();
+        let pw = env.iter().find(|e| e.name == "PGPASSWORD").unwrap();
+        assert!(pw.value.is_none());
+        let r = pw
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            (r.name.as_str(), r.key.as_str()),
+            (p.name.as_str(), "PGPASSWORD")
+        );
+        let labels = pod.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels["release"], "astronomer");
+        assert_eq!(labels["tier"], "astronomer");
+    }
+
+    #[test]
+    fn secret_is_owned_by_the_pod_and_redactable() {
+        let p = plan();
+        let mut pod = p.pod();
+        pod.metadata.uid = Some("uid-1".into());
+        let s = p.secret(Some(&pod), false);
+        let owner = &s.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("Pod", "uid-1"));
+        assert_eq!(
+            s.string_data.as_ref().unwrap()["PGPASSWORD"],
+            "Sup3r!Secret"
+        );
+        let red = p.secret(None, true);
+        assert_eq!(
+            red.string_data.as_ref().unwrap()["PGPASSWORD"],
+            "<redacted>"
+        );
+        assert_eq!(red.string_data.as_ref().unwrap()["PGHOST"], "db");
+    }
+
+    #[test]
+    fn unique_names_are_valid_dns_labels() {
+        let n = unique_name("astro-dbconn");
+        assert!(n.len() <= 63);
+        assert!(
+            n.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        );
+    }
+}

@@ -1,0 +1,4 @@
+//! One module per `kubectl astro <cmd>`: its clap `Cli` and its `run`.
+//! The binaries in `plugins/*` only call `Cli` parsing and `run`.
+
+pub mod dbconn;

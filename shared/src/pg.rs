@@ -1,0 +1,230 @@
+//! Talking to PostgreSQL from this machine (`--local`): connecting with tokio-postgres from
+//! a [`PgConnection`], running one SQL text, and printing results the way psql does.
+
+use std::fmt::Write as _;
+
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+use crate::connection::PgConnection;
+use crate::error::Diagnose;
+use crate::exit::ExitStatus;
+
+/// Errors connecting to or querying PostgreSQL.
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    /// The server could not be reached or refused the login.
+    #[error("cannot connect to {target}: {source}")]
+    Connect {
+        /// The redacted URI we tried.
+        target: String,
+        /// The driver error.
+        source: tokio_postgres::Error,
+    },
+    /// The connection asks for TLS (`sslmode=require`/`verify-*`), which `--local` cannot do yet.
+    #[error("{target} requires TLS (sslmode={mode}), which --local does not support yet")]
+    TlsRequired {
+        /// The redacted URI.
+        target: String,
+        /// The sslmode asking for it.
+        mode: crate::connection::SslMode,
+    },
+    /// The statement failed.
+    #[error("SQL failed: {}", describe_db_error(source))]
+    Query {
+        /// The driver error.
+        source: tokio_postgres::Error,
+    },
+}
+
+/// The server's message (with detail/hint) when there is one, else the driver's.
+fn describe_db_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{}: {}", db.severity(), db.message());
+            if let Some(d) = db.detail() {
+                let _ = write!(s, " (detail: {d})");
+            }
+            if let Some(h) = db.hint() {
+                let _ = write!(s, " (hint: {h})");
+            }
+            s
+        }
+        None => e.to_string(),
+    }
+}
+
+impl Diagnose for PgError {
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            PgError::TlsRequired { .. } => ExitStatus::Refused,
+            _ => ExitStatus::Failed,
+        }
+    }
+
+    fn next_step(&self) -> Option<String> {
+        Some(match self {
+            PgError::Connect { .. } => "check that this machine reaches the database host (VPN, security groups), or drop --local to run from a pod in the cluster".into(),
+            PgError::TlsRequired { .. } => "drop --local to run from a client pod, or use `--local --shell` (local psql handles TLS)".into(),
+            PgError::Query { .. } => "check the SQL; Houston tables are case-sensitive and need double quotes, e.g. \"Deployment\"".into(),
+        })
+    }
+}
+
+/// Connects from this machine; the connection task runs on the current runtime.
+pub async fn connect(conn: &PgConnection) -> Result<Client, PgError> {
+    if let Some(mode) = conn.sslmode().filter(|m| m.requires_tls()) {
+        return Err(PgError::TlsRequired {
+            target: conn.to_redacted_uri(),
+            mode,
+        });
+    }
+    let (client, connection) =
+        conn.tokio_config()
+            .connect(NoTls)
+            .await
+            .map_err(|source| PgError::Connect {
+                target: conn.to_redacted_uri(),
+                source,
+            })?;
+    tokio::spawn(async move {
+        // Errors surface on the next query; nothing useful to do with them here.
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// The result of one statement: its columns, its rows as text (NULL as `None`),
+/// and how many rows it returned or changed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct QueryResult {
+    /// Column names (empty for statements that return no rows).
+    pub columns: Vec<String>,
+    /// Rows, values as PostgreSQL's text output.
+    pub rows: Vec<Vec<Option<String>>>,
+    /// Rows returned or affected.
+    pub affected: u64,
+}
+
+/// Runs `sql` with the simple query protocol (text results, like psql), one result per
+/// statement.
+pub async fn run_sql(client: &Client, sql: &str) -> Result<Vec<QueryResult>, PgError> {
+    let messages = client
+        .simple_query(sql)
+        .await
+        .map_err(|source| PgError::Query { source })?;
+    Ok(collect_results(messages))
+}
+
+fn collect_results(messages: Vec<SimpleQueryMessage>) -> Vec<QueryResult> {
+    let mut results = Vec::new();
+    let mut current = QueryResult {
+        columns: Vec::new(),
+        rows: Vec::new(),
+        affected: 0,
+    };
+    for message in messages {
+        match message {
+            SimpleQueryMessage::RowDescription(columns) => {
+                current.columns = columns.iter().map(|c| c.name().to_owned()).collect();
+            }
+            SimpleQueryMessage::Row(row) => {
+                if current.columns.is_empty() {
+                    current.columns = row.columns().iter().map(|c| c.name().to_owned()).collect();
+                }
+                current.rows.push(
+                    (0..row.len())
+                        .map(|i| row.get(i).map(str::to_owned))
+                        .collect(),
+                );
+            }
+            SimpleQueryMessage::CommandComplete(n) => {
+                current.affected = n;
+                results.push(std::mem::replace(
+                    &mut current,
+                    QueryResult {
+                        columns: Vec::new(),
+                        rows: Vec::new(),
+                        affected: 0,
+                    },
+                ));
+            }
+            _ => {}
+        }
+    }
+    results
+}
+
+/// Renders a result like psql's aligned format: header, dashes, rows, `(N rows)`;
+/// statements without columns print `OK (N rows affected)`.
+pub fn format_table(result: &QueryResult) -> String {
+    if result.columns.is_empty() {
+        return format!(
+            "OK ({} row{} affected)\n",
+            result.affected,
+            if result.affected == 1 { "" } else { "s" }
+        );
+    }
+    let cell = |v: &Option<String>| v.clone().unwrap_or_default();
+    let mut widths: Vec<usize> = result.columns.iter().map(|c| c.chars().count()).collect();
+    for row in &result.rows {
+        for (w, v) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell(v).chars().count());
+        }
+    }
+    let line = |values: Vec<String>| -> String {
+        let parts: Vec<String> = values
+            .iter()
+            .zip(&widths)
+            .map(|(v, w)| format!(" {v:<w$} "))
+            .collect();
+        format!("{}\n", parts.join("|").trim_end())
+    };
+    let mut out = line(
+        result
+            .columns
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:^w$}"))
+            .collect(),
+    );
+    let dashes: Vec<String> = widths.iter().map(|w| "-".repeat(w + 2)).collect();
+    out.push_str(&dashes.join("+"));
+    out.push('\n');
+    for row in &result.rows {
+        out.push_str(&line(row.iter().map(cell).collect()));
+    }
+    let n = result.rows.len();
+    let _ = writeln!(out, "({n} row{})", if n == 1 { "" } else { "s" });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_like_psql() {
+        let r = QueryResult {
+            columns: vec!["releaseName".into(), "deletedAt".into()],
+            rows: vec![
+                vec![Some("weightless-meteor-5042".into()), None],
+                vec![Some("a".into()), Some("2026-08-29 09:15:00".into())],
+            ],
+            affected: 2,
+        };
+        assert_eq!(
+            format_table(&r),
+            "      releaseName       |      deletedAt\n\
+             ------------------------+---------------------\n \
+             weightless-meteor-5042 |\n \
+             a                      | 2026-08-29 09:15:00\n\
+             (2 rows)\n"
+        );
+        let none = QueryResult {
+            columns: vec![],
+            rows: vec![],
+            affected: 1,
+        };
+        assert_eq!(format_table(&none), "OK (1 row affected)\n");
+    }
+}
