@@ -21,6 +21,6 @@ pub mod platform_restore;
 pub mod release;
 pub mod restore;
 pub mod sqlproxy;
+pub mod terminal;
 pub mod velero;
 pub mod wait;
-pub mod terminal;
