@@ -77,7 +77,7 @@ pub enum ClientPodError {
         /// Pod name.
         name: String,
         /// The error.
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// The local terminal could not be set up.
     #[error("cannot set up the terminal: {0}")]
@@ -457,7 +457,7 @@ impl ClientPod {
         let attach_error = |source| ClientPodError::Attach {
             namespace: self.namespace.clone(),
             name: self.name.clone(),
-            source,
+            source: Box::new(source),
         };
         let mut attached = self
             .pods
