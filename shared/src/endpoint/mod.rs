@@ -271,10 +271,18 @@ fn describe(applied: &Applied) -> String {
     }
 }
 
-fn helm_lines(plan: &Plan, new: Option<&Endpoint>) -> Vec<String> {
+fn helm_lines(plan: &Plan, old: Option<&Endpoint>, new: Option<&Endpoint>) -> Vec<String> {
+    let port_changed = matches!((old, new), (Some(o), Some(n)) if o.port != n.port);
     plan.helm
         .iter()
         .map(|f| {
+            let mut sets = Vec::new();
+            for path in f.paths.iter().filter(|p| p.ends_with(".host")) {
+                sets.push(format!("--set {path}={}", new.map_or("NEW_HOST", |e| e.host.as_str())));
+                if port_changed && let Some(n) = new {
+                    sets.push(format!("--set {}.port={}", path.trim_end_matches(".host"), n.port));
+                }
+            }
             format!(
                 "warning: Helm values of release {} (namespace {}, revision {}) still name the old host at {}; \
                  the next `helm upgrade` of that deployment would put it back. Update them, e.g. \
@@ -285,12 +293,7 @@ fn helm_lines(plan: &Plan, new: Option<&Endpoint>) -> Vec<String> {
                 f.paths.join(", "),
                 f.release,
                 f.namespace,
-                f.paths
-                    .iter()
-                    .filter(|p| p.ends_with(".host"))
-                    .map(|p| format!("--set {p}={}", new.map_or("NEW_HOST", |e| e.host.as_str())))
-                    .collect::<Vec<_>>()
-                    .join(" ")
+                sets.join(" ")
             )
         })
         .collect()
@@ -406,7 +409,7 @@ pub async fn move_endpoint(
                 say(fmt, &format!("pending  {}", describe_pending(change)));
             }
         }
-        finish_notes(fmt, &plan, ctx.target.endpoint.as_ref());
+        finish_notes(fmt, &plan, ctx.old.as_ref(), ctx.target.endpoint.as_ref());
         emit(fmt, &report).ok();
         if args.check && (patches > 0 || !plan.helm.is_empty()) {
             return Ok(ExitStatus::Failed);
@@ -419,7 +422,7 @@ pub async fn move_endpoint(
             fmt,
             "nothing to change: everything already points at the new endpoint",
         );
-        finish_notes(fmt, &plan, ctx.target.endpoint.as_ref());
+        finish_notes(fmt, &plan, ctx.old.as_ref(), ctx.target.endpoint.as_ref());
         emit(fmt, &report).ok();
         return Ok(ExitStatus::Success);
     }
@@ -477,7 +480,7 @@ pub async fn move_endpoint(
         .iter()
         .map(|a| line_for(&a.change, Some(a.outcome.clone())))
         .collect();
-    finish_notes(fmt, &plan, ctx.target.endpoint.as_ref());
+    finish_notes(fmt, &plan, ctx.old.as_ref(), ctx.target.endpoint.as_ref());
     emit(fmt, &report).ok();
     if failed > 0 {
         return Err(EndpointError::Partial { failed, total }.into());
@@ -498,14 +501,14 @@ fn describe_pending(change: &plan::Change) -> String {
     }
 }
 
-fn finish_notes(fmt: OutputFormat, plan: &Plan, new: Option<&Endpoint>) {
+fn finish_notes(fmt: OutputFormat, plan: &Plan, old: Option<&Endpoint>, new: Option<&Endpoint>) {
     if fmt != OutputFormat::Text {
         return;
     }
     for note in &plan.notes {
         eprintln!("note: {note}");
     }
-    for line in helm_lines(plan, new) {
+    for line in helm_lines(plan, old, new) {
         eprintln!("{line}");
     }
 }
