@@ -78,6 +78,10 @@ module_errors! {
     Cron(crate::cron::CronError),
     /// Waiting for a Velero Backup or Restore failed.
     Wait(crate::wait::WaitError),
+    /// Creating, listing, describing or scheduling backups.
+    Backup(crate::backup::BackupError),
+    /// Fetching a Velero file (results, logs) through a DownloadRequest.
+    Download(crate::velero::download::DownloadError),
 }
 
 impl Error {

@@ -1,6 +1,7 @@
 //! kubectl-astro: Astronomer Software disaster recovery as kubectl plugins.
 //! Every piece of logic lives here; the `kubectl-astro*` binaries only parse and print.
 
+pub mod backup;
 pub mod cli;
 pub mod client;
 pub mod clientpod;

@@ -87,6 +87,7 @@ macro_rules! velero_resource {
 pub mod backup;
 pub mod backupstoragelocation;
 pub mod deletebackuprequest;
+pub mod download;
 pub mod downloadrequest;
 mod phase;
 pub mod restore;

@@ -1,0 +1,330 @@
+//! Fetching Velero files (results, logs, resource lists) the way `velero describe` does:
+//! a DownloadRequest, a watch until `status.downloadURL` is set, an HTTP GET, gunzip.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use kube::api::{DeleteParams, PostParams};
+use kube::runtime::wait::await_condition;
+use kube::{Api, Client};
+
+use super::{DownloadRequest, DownloadRequestSpec, DownloadRequestTarget, DownloadRequestTargetKind};
+use crate::client::KubeError;
+use crate::error::Diagnose;
+use crate::exit::ExitStatus;
+
+/// How long Velero gets to sign a URL (the CLI waits 30 s too).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a Velero file could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    /// Creating, watching or deleting the DownloadRequest failed.
+    #[error(transparent)]
+    Kube(#[from] KubeError),
+    /// Velero did not sign a URL in time (is the Velero server running?).
+    #[error("Velero did not answer download request for {kind} of {name} within {secs}s")]
+    Timeout {
+        /// Target kind (e.g. `BackupResults`).
+        kind: String,
+        /// Backup or restore name.
+        name: String,
+        /// Seconds waited.
+        secs: u64,
+    },
+    /// The object store answered with an error status.
+    #[error("downloading {kind} of {name} from {host} failed: HTTP {status}")]
+    Http {
+        /// Target kind.
+        kind: String,
+        /// Backup or restore name.
+        name: String,
+        /// Host of the pre-signed URL (the full URL carries a signature; not printed).
+        host: String,
+        /// HTTP status code.
+        status: u16,
+    },
+    /// The URL could not be fetched at all.
+    #[error("downloading {kind} of {name} from {host} failed: {reason}")]
+    Transport {
+        /// Target kind.
+        kind: String,
+        /// Backup or restore name.
+        name: String,
+        /// Host of the pre-signed URL.
+        host: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The file was not gzip or not the expected JSON.
+    #[error("the {kind} file of {name} is not readable: {reason}")]
+    Decode {
+        /// Target kind.
+        kind: String,
+        /// Backup or restore name.
+        name: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl Diagnose for DownloadError {
+    fn exit_status(&self) -> ExitStatus {
+        match self {
+            DownloadError::Kube(e) => e.exit_status(),
+            _ => ExitStatus::Failed,
+        }
+    }
+    fn next_step(&self) -> Option<String> {
+        match self {
+            DownloadError::Kube(e) => e.next_step(),
+            DownloadError::Timeout { .. } => Some(
+                "check that the Velero server runs (`kubectl get pods -n velero`) and its storage location is Available".into(),
+            ),
+            DownloadError::Http { .. } | DownloadError::Transport { .. } => Some(
+                "this machine must reach the object store URL Velero hands out; try from a host with access, or read `velero backup logs`".into(),
+            ),
+            DownloadError::Decode { .. } => None,
+        }
+    }
+}
+
+/// Downloads one Velero file for `name` (a backup or restore) and returns its content,
+/// gunzipped (every kind except `BackupContents` is stored gzip-compressed).
+/// The DownloadRequest is deleted afterwards, also on error.
+pub async fn download(
+    client: &Client,
+    velero_namespace: &str,
+    kind: DownloadRequestTargetKind,
+    name: &str,
+    timeout: Duration,
+) -> Result<Vec<u8>, DownloadError> {
+    let api: Api<DownloadRequest> = Api::namespaced(client.clone(), velero_namespace);
+    let mut request = DownloadRequest::new(
+        "",
+        velero_namespace,
+        DownloadRequestSpec {
+            target: DownloadRequestTarget {
+                kind: kind.clone(),
+                name: name.to_owned(),
+            },
+        },
+    );
+    request.metadata.name = None;
+    request.metadata.generate_name = Some(format!("{}-", truncate(name, 50)));
+    let created = api
+        .create(&PostParams::default(), &request)
+        .await
+        .map_err(|e| {
+            KubeError::api(
+                format!("create a DownloadRequest for {kind} of {name} in namespace {velero_namespace}"),
+                e,
+            )
+        })?;
+    let request_name = created.metadata.name.clone().unwrap_or_default();
+    let result = fetch(&api, &request_name, &kind, name, timeout).await;
+    // Velero would expire it after 10 minutes; do not leave it behind.
+    let _ = api.delete(&request_name, &DeleteParams::default()).await;
+    result
+}
+
+async fn fetch(
+    api: &Api<DownloadRequest>,
+    request_name: &str,
+    kind: &DownloadRequestTargetKind,
+    name: &str,
+    timeout: Duration,
+) -> Result<Vec<u8>, DownloadError> {
+    let signed = |o: Option<&DownloadRequest>| {
+        o.and_then(|o| o.status.as_ref())
+            .and_then(|s| s.download_url.as_deref())
+            .is_some_and(|u| !u.is_empty())
+    };
+    let ready = tokio::time::timeout(timeout, await_condition(api.clone(), request_name, signed))
+        .await
+        .map_err(|_| DownloadError::Timeout {
+            kind: kind.to_string(),
+            name: name.to_owned(),
+            secs: timeout.as_secs(),
+        })?
+        .map_err(|e| {
+            KubeError::api(
+                format!("watch DownloadRequest {request_name}"),
+                kube::Error::Service(Box::new(e)),
+            )
+        })?;
+    let url = ready
+        .and_then(|o| o.status)
+        .and_then(|s| s.download_url)
+        .unwrap_or_default();
+    let body = http_get(&url, kind, name).await?;
+    if *kind == DownloadRequestTargetKind::BackupContents {
+        return Ok(body);
+    }
+    gunzip(&body).map_err(|e| DownloadError::Decode {
+        kind: kind.to_string(),
+        name: name.to_owned(),
+        reason: format!("not gzip: {e}"),
+    })
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// The host part of a URL, for messages (never the signed query).
+fn host_of(url: &str) -> String {
+    url.split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', '?']).next())
+        .unwrap_or("?")
+        .to_owned()
+}
+
+async fn http_get(
+    url: &str,
+    kind: &DownloadRequestTargetKind,
+    name: &str,
+) -> Result<Vec<u8>, DownloadError> {
+    let transport = |reason: String| DownloadError::Transport {
+        kind: kind.to_string(),
+        name: name.to_owned(),
+        host: host_of(url),
+        reason,
+    };
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e| transport(format!("invalid URL: {e}")))?;
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(|e| transport(format!("no TLS root certificates: {e}")))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, Empty<Bytes>>(connector);
+    let response = tokio::time::timeout(Duration::from_secs(120), client.get(uri))
+        .await
+        .map_err(|_| transport("no answer within 120s".into()))?
+        .map_err(|e| transport(e.to_string()))?;
+    let status = response.status().as_u16();
+    if status != 200 {
+        return Err(DownloadError::Http {
+            kind: kind.to_string(),
+            name: name.to_owned(),
+            host: host_of(url),
+            status,
+        });
+    }
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| transport(e.to_string()))?;
+    Ok(body.to_bytes().to_vec())
+}
+
+fn gunzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(data).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// Messages of one severity in a `BackupResults`/`RestoreResults` file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct ResultMessages {
+    /// Messages about Velero itself.
+    #[serde(default)]
+    pub velero: Vec<String>,
+    /// Messages about cluster-scoped resources.
+    #[serde(default)]
+    pub cluster: Vec<String>,
+    /// Messages per namespace.
+    #[serde(default)]
+    pub namespaces: BTreeMap<String, Vec<String>>,
+}
+
+impl ResultMessages {
+    /// Every message, prefixed with where it applies (`velero: …`, `cluster: …`, `ns/x: …`).
+    pub fn lines(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.velero.iter().map(|m| format!("velero: {m}")).collect();
+        out.extend(self.cluster.iter().map(|m| format!("cluster: {m}")));
+        for (ns, messages) in &self.namespaces {
+            out.extend(messages.iter().map(|m| format!("namespace {ns}: {m}")));
+        }
+        out
+    }
+
+    /// Whether there are no messages.
+    pub fn is_empty(&self) -> bool {
+        self.velero.is_empty() && self.cluster.is_empty() && self.namespaces.values().all(Vec::is_empty)
+    }
+}
+
+/// The content of a `BackupResults` or `RestoreResults` file: the only place Velero
+/// records why something ended `PartiallyFailed`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct OperationResults {
+    /// Error messages.
+    #[serde(default)]
+    pub errors: ResultMessages,
+    /// Warning messages.
+    #[serde(default)]
+    pub warnings: ResultMessages,
+}
+
+/// Parses a (gunzipped) results file.
+pub fn parse_results(json: &[u8]) -> Result<OperationResults, serde_json::Error> {
+    serde_json::from_slice(json)
+}
+
+/// Downloads and parses the results file of a backup (`BackupResults`) or restore
+/// (`RestoreResults`).
+pub async fn results(
+    client: &Client,
+    velero_namespace: &str,
+    kind: DownloadRequestTargetKind,
+    name: &str,
+) -> Result<OperationResults, DownloadError> {
+    let data = download(client, velero_namespace, kind.clone(), name, DEFAULT_TIMEOUT).await?;
+    parse_results(&data).map_err(|e| DownloadError::Decode {
+        kind: kind.to_string(),
+        name: name.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_results_file() {
+        let json = br#"{"errors":{"namespaces":{"astronomer-x":["error backing up pod: boom"]}},"warnings":{"velero":["w1"],"cluster":["c1"]}}"#;
+        let r = parse_results(json).unwrap();
+        assert_eq!(r.errors.lines(), ["namespace astronomer-x: error backing up pod: boom"]);
+        assert_eq!(r.warnings.lines(), ["velero: w1", "cluster: c1"]);
+        assert!(!r.errors.is_empty());
+        assert!(parse_results(b"{}").unwrap().errors.is_empty());
+    }
+
+    #[test]
+    fn gunzips_and_hides_signature() {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(b"{\"errors\":{}}").unwrap();
+        let gz = enc.finish().unwrap();
+        assert_eq!(gunzip(&gz).unwrap(), b"{\"errors\":{}}");
+        assert_eq!(
+            host_of("https://bucket.s3.amazonaws.com/backups/b1/b1-results.gz?X-Amz-Signature=abc"),
+            "bucket.s3.amazonaws.com"
+        );
+        assert_eq!(truncate("abcdef", 3), "abc");
+    }
+}
