@@ -1,5 +1,6 @@
-//! Thin binary: parse flags, call the library, print.
+//! `kubectl-astro-backup`: thin binary; all logic is in `astro::commands::backup`.
 
 fn main() -> std::process::ExitCode {
-    astro::cli::run_main(|| async { Ok(astro::exit::ExitStatus::Success) })
+    let cli: astro::commands::backup::Cli = astro::cli::parse();
+    astro::cli::run_main(|| astro::commands::backup::run(cli))
 }

@@ -7,9 +7,7 @@ use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 
 use super::BackupError;
-use super::plan::{
-    self, BackupOptions, MAX_BACKUP_NAME, POLICY_CONFIGMAP, PolicyAction, Scope,
-};
+use super::plan::{self, BackupOptions, MAX_BACKUP_NAME, POLICY_CONFIGMAP, PolicyAction, Scope};
 use crate::cli::GlobalArgs;
 use crate::client::KubeError;
 use crate::namespaces;
@@ -43,13 +41,17 @@ pub async fn collect_scope(
     )
     .await?;
     let all = namespaces::collect_namespaces(client).await?;
-    let found = namespaces::plan_platform_namespaces(&all, &globals.platform_namespace, &release.name);
-    let selected = plan::resolve_namespaces(scope, &found, &globals.platform_namespace, &release.name)?;
+    let found =
+        namespaces::plan_platform_namespaces(&all, &globals.platform_namespace, &release.name);
+    let selected =
+        plan::resolve_namespaces(scope, &found, &globals.platform_namespace, &release.name)?;
     plan::check_namespaces(&selected, &found)?;
 
     let bsls = collect_storage_locations(client, &globals.velero_namespace).await?;
     let location = plan::choose_storage_location(storage_location, &bsls);
-    let bsl = bsls.iter().find(|b| b.metadata.name.as_deref() == Some(location.as_str()));
+    let bsl = bsls
+        .iter()
+        .find(|b| b.metadata.name.as_deref() == Some(location.as_str()));
     plan::check_storage_location(&location, bsl, &globals.velero_namespace)?;
     Ok(Scoped {
         platform_release: release.name,
@@ -136,24 +138,37 @@ pub async fn prepare(
 }
 
 /// Reads the policy ConfigMap and decides what to do with it.
-pub async fn collect_policy(client: &Client, velero_namespace: &str) -> Result<PolicyAction, KubeError> {
+pub async fn collect_policy(
+    client: &Client,
+    velero_namespace: &str,
+) -> Result<PolicyAction, KubeError> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), velero_namespace);
     let existing = api.get_opt(POLICY_CONFIGMAP).await.map_err(|e| {
-        KubeError::api(format!("get configmap {velero_namespace}/{POLICY_CONFIGMAP}"), e)
+        KubeError::api(
+            format!("get configmap {velero_namespace}/{POLICY_CONFIGMAP}"),
+            e,
+        )
     })?;
     Ok(plan::plan_policy(existing.as_ref(), velero_namespace))
 }
 
 /// Creates or updates the policy ConfigMap; on a conflict (someone else changed it
 /// meanwhile) it re-reads and tries again.
-pub async fn apply_policy(client: &Client, velero_namespace: &str, action: PolicyAction) -> crate::error::Result<()> {
+pub async fn apply_policy(
+    client: &Client,
+    velero_namespace: &str,
+    action: PolicyAction,
+) -> crate::error::Result<()> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), velero_namespace);
     let mut action = action;
     for _ in 0..5 {
         let result = match &action {
             PolicyAction::Unchanged => return Ok(()),
             PolicyAction::Create(cm) => api.create(&PostParams::default(), cm).await.map(drop),
-            PolicyAction::Update(cm) => api.replace(POLICY_CONFIGMAP, &PostParams::default(), cm).await.map(drop),
+            PolicyAction::Update(cm) => api
+                .replace(POLICY_CONFIGMAP, &PostParams::default(), cm)
+                .await
+                .map(drop),
         };
         match result {
             Ok(()) => return Ok(()),
@@ -200,15 +215,33 @@ pub async fn reasons(client: &Client, velero_namespace: &str, backup: &Backup) -
     let Some(status) = &backup.status else {
         return out;
     };
-    out.extend(status.validation_errors.iter().flatten().map(|e| format!("validation: {e}")));
+    out.extend(
+        status
+            .validation_errors
+            .iter()
+            .flatten()
+            .map(|e| format!("validation: {e}")),
+    );
     if let Some(reason) = status.failure_reason.as_ref().filter(|r| !r.is_empty()) {
         out.push(format!("failure reason: {reason}"));
     }
     if status.errors.unwrap_or(0) > 0 {
         let name = backup.metadata.name.clone().unwrap_or_default();
-        match download::results(client, velero_namespace, DownloadRequestTargetKind::BackupResults, &name).await {
-            Ok(OperationResults { errors, .. }) => out.extend(errors.lines().into_iter().map(|l| format!("error: {l}"))),
-            Err(e) => out.push(format!("{} errors; the results file could not be read ({e})", status.errors.unwrap_or(0))),
+        match download::results(
+            client,
+            velero_namespace,
+            DownloadRequestTargetKind::BackupResults,
+            &name,
+        )
+        .await
+        {
+            Ok(OperationResults { errors, .. }) => {
+                out.extend(errors.lines().into_iter().map(|l| format!("error: {l}")))
+            }
+            Err(e) => out.push(format!(
+                "{} errors; the results file could not be read ({e})",
+                status.errors.unwrap_or(0)
+            )),
         }
     }
     out
@@ -234,7 +267,10 @@ pub async fn wait_and_report(
         }
         .into()),
         WaitOutcome::Interrupted { .. } | WaitOutcome::TimedOut { .. } => {
-            Err(BackupError::StoppedWaiting { name: name.to_owned() }.into())
+            Err(BackupError::StoppedWaiting {
+                name: name.to_owned(),
+            }
+            .into())
         }
     }
 }

@@ -20,7 +20,11 @@ pub struct Description {
 }
 
 /// Reads the backup and, if it reports errors or warnings, its results file.
-pub async fn collect(client: &Client, velero_namespace: &str, name: &str) -> crate::error::Result<Description> {
+pub async fn collect(
+    client: &Client,
+    velero_namespace: &str,
+    name: &str,
+) -> crate::error::Result<Description> {
     let api: Api<Backup> = Api::namespaced(client.clone(), velero_namespace);
     let backup = api
         .get_opt(name)
@@ -34,7 +38,15 @@ pub async fn collect(client: &Client, velero_namespace: &str, name: &str) -> cra
     let status = backup.status.as_ref();
     let noisy = status.is_some_and(|s| s.errors.unwrap_or(0) > 0 || s.warnings.unwrap_or(0) > 0);
     let results = if noisy {
-        Some(download::results(client, velero_namespace, DownloadRequestTargetKind::BackupResults, name).await)
+        Some(
+            download::results(
+                client,
+                velero_namespace,
+                DownloadRequestTargetKind::BackupResults,
+                name,
+            )
+            .await,
+        )
     } else {
         None
     };
@@ -55,7 +67,11 @@ pub fn render(d: &Description) -> String {
     let mut out = String::new();
     let name = b.metadata.name.clone().unwrap_or_default();
     let _ = writeln!(out, "Name:         {name}");
-    let _ = writeln!(out, "Namespace:    {}", b.metadata.namespace.clone().unwrap_or_default());
+    let _ = writeln!(
+        out,
+        "Namespace:    {}",
+        b.metadata.namespace.clone().unwrap_or_default()
+    );
     let labels = b
         .metadata
         .labels
@@ -63,12 +79,24 @@ pub fn render(d: &Description) -> String {
         .flatten()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>();
-    let _ = writeln!(out, "Labels:       {}", if labels.is_empty() { "<none>".into() } else { labels.join(",") });
+    let _ = writeln!(
+        out,
+        "Labels:       {}",
+        if labels.is_empty() {
+            "<none>".into()
+        } else {
+            labels.join(",")
+        }
+    );
     let phase = match s.phase.as_ref().map(|p| p.as_str()) {
         None | Some("") => "New",
         Some(p) => p,
     };
-    let phase = if b.metadata.deletion_timestamp.is_some() { "Deleting" } else { phase };
+    let phase = if b.metadata.deletion_timestamp.is_some() {
+        "Deleting"
+    } else {
+        phase
+    };
     let _ = writeln!(out, "\nPhase:        {phase}");
     if let Some(pos) = s.queue_position.filter(|p| *p > 0) {
         let _ = writeln!(out, "Queue position: {pos}");
@@ -85,28 +113,66 @@ pub fn render(d: &Description) -> String {
     let _ = writeln!(out, "\nErrors:       {}", s.errors.unwrap_or(0));
     let _ = writeln!(out, "Warnings:     {}", s.warnings.unwrap_or(0));
     let _ = writeln!(out, "\nNamespaces:");
-    let _ = writeln!(out, "  Included:   {}", list_or(b.spec.included_namespaces.as_ref(), "*"));
-    let _ = writeln!(out, "  Excluded:   {}", list_or(b.spec.excluded_namespaces.as_ref(), "<none>"));
+    let _ = writeln!(
+        out,
+        "  Included:   {}",
+        list_or(b.spec.included_namespaces.as_ref(), "*")
+    );
+    let _ = writeln!(
+        out,
+        "  Excluded:   {}",
+        list_or(b.spec.excluded_namespaces.as_ref(), "<none>")
+    );
     let policy = b
         .spec
         .resource_policy
         .as_ref()
         .map_or_else(|| "<none>".to_owned(), |p| format!("{}/{}", p.kind, p.name));
     let _ = writeln!(out, "\nResource policies: {policy}");
-    let _ = writeln!(out, "Storage location:  {}", b.spec.storage_location.clone().unwrap_or_default());
+    let _ = writeln!(
+        out,
+        "Storage location:  {}",
+        b.spec.storage_location.clone().unwrap_or_default()
+    );
     let snapshots = match b.spec.snapshot_volumes {
         None => "auto",
         Some(true) => "true",
         Some(false) => "false",
     };
     let _ = writeln!(out, "Velero-native snapshot PVs: {snapshots}");
-    let _ = writeln!(out, "TTL:               {}", b.spec.ttl.clone().unwrap_or_else(|| "0s".into()));
-    let _ = writeln!(out, "\nStarted:      {}", s.start_timestamp.clone().unwrap_or_else(|| "<n/a>".into()));
-    let _ = writeln!(out, "Completed:    {}", s.completion_timestamp.clone().unwrap_or_else(|| "<n/a>".into()));
-    let _ = writeln!(out, "Expiration:   {}", s.expiration.clone().unwrap_or_else(|| "<n/a>".into()));
+    let _ = writeln!(
+        out,
+        "TTL:               {}",
+        b.spec.ttl.clone().unwrap_or_else(|| "0s".into())
+    );
+    let _ = writeln!(
+        out,
+        "\nStarted:      {}",
+        s.start_timestamp.clone().unwrap_or_else(|| "<n/a>".into())
+    );
+    let _ = writeln!(
+        out,
+        "Completed:    {}",
+        s.completion_timestamp
+            .clone()
+            .unwrap_or_else(|| "<n/a>".into())
+    );
+    let _ = writeln!(
+        out,
+        "Expiration:   {}",
+        s.expiration.clone().unwrap_or_else(|| "<n/a>".into())
+    );
     if let Some(p) = &s.progress {
-        let _ = writeln!(out, "\nTotal items to be backed up:  {}", p.total_items.unwrap_or(0));
-        let _ = writeln!(out, "Items backed up:              {}", p.items_backed_up.unwrap_or(0));
+        let _ = writeln!(
+            out,
+            "\nTotal items to be backed up:  {}",
+            p.total_items.unwrap_or(0)
+        );
+        let _ = writeln!(
+            out,
+            "Items backed up:              {}",
+            p.items_backed_up.unwrap_or(0)
+        );
     }
     match &d.results {
         None => {}
@@ -138,10 +204,14 @@ mod tests {
 
     #[test]
     fn renders_reasons() {
-        let mut b = Backup::new("b1", "velero", BackupSpec {
-            included_namespaces: Some(vec!["astronomer".into()]),
-            ..BackupSpec::default()
-        });
+        let mut b = Backup::new(
+            "b1",
+            "velero",
+            BackupSpec {
+                included_namespaces: Some(vec!["astronomer".into()]),
+                ..BackupSpec::default()
+            },
+        );
         b.status = Some(BackupStatus {
             phase: Some(BackupStatusPhase::PartiallyFailed),
             errors: Some(1),

@@ -42,7 +42,10 @@ pub struct Row {
 /// Builds a row (pure).
 pub fn row(b: &Backup, now: Timestamp) -> Row {
     let status = b.status.as_ref();
-    let phase = status.and_then(|s| s.phase.as_ref()).map(|p| p.as_str().to_owned()).unwrap_or_default();
+    let phase = status
+        .and_then(|s| s.phase.as_ref())
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
     let phase = if b.metadata.deletion_timestamp.is_some() {
         "Deleting".to_owned()
     } else if phase.is_empty() {
@@ -76,7 +79,12 @@ pub fn row(b: &Backup, now: Timestamp) -> Row {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
             parts.extend(s.match_expressions.iter().flatten().map(|e| {
-                format!("{} {} ({})", e.key, e.operator.to_lowercase(), e.values.clone().unwrap_or_default().join(","))
+                format!(
+                    "{} {} ({})",
+                    e.key,
+                    e.operator.to_lowercase(),
+                    e.values.clone().unwrap_or_default().join(",")
+                )
             }));
             parts.join(",")
         })
@@ -132,7 +140,12 @@ pub fn compare_names(a: &str, b: &str) -> Ordering {
 
 /// Whether the backup's spec names `namespace` (globs included, excludes win).
 pub fn holds_namespace(b: &Backup, namespace: &str) -> bool {
-    let excluded = b.spec.excluded_namespaces.iter().flatten().any(|p| glob_match(p, namespace));
+    let excluded = b
+        .spec
+        .excluded_namespaces
+        .iter()
+        .flatten()
+        .any(|p| glob_match(p, namespace));
     let included = match b.spec.included_namespaces.as_deref() {
         None | Some([]) => true,
         Some(list) => list.iter().any(|p| glob_match(p, namespace)),
@@ -150,10 +163,9 @@ pub async fn for_each_backup(
     let mut params = ListParams::default().limit(PAGE_LIMIT);
     let mut pages = 0;
     loop {
-        let page = api
-            .list(&params)
-            .await
-            .map_err(|e| KubeError::api(format!("list backups in namespace {velero_namespace}"), e))?;
+        let page = api.list(&params).await.map_err(|e| {
+            KubeError::api(format!("list backups in namespace {velero_namespace}"), e)
+        })?;
         pages += 1;
         page.items.into_iter().for_each(&mut each);
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
@@ -268,11 +280,15 @@ mod tests {
     use crate::velero::{BackupSpec, BackupStatus, BackupStatusPhase};
 
     fn backup(name: &str, phase: Option<BackupStatusPhase>, ns: &[&str]) -> Backup {
-        let mut b = Backup::new(name, "velero", BackupSpec {
-            included_namespaces: Some(ns.iter().map(|s| (*s).to_owned()).collect()),
-            storage_location: Some("default".into()),
-            ..BackupSpec::default()
-        });
+        let mut b = Backup::new(
+            name,
+            "velero",
+            BackupSpec {
+                included_namespaces: Some(ns.iter().map(|s| (*s).to_owned()).collect()),
+                storage_location: Some("default".into()),
+                ..BackupSpec::default()
+            },
+        );
         b.status = Some(BackupStatus {
             phase,
             start_timestamp: Some("2026-11-01T01:00:00Z".into()),
@@ -286,7 +302,10 @@ mod tests {
     #[test]
     fn rows_like_velero_backup_get() {
         let now: Timestamp = "2026-11-25T01:00:00Z".parse().unwrap();
-        let r = row(&backup("b1", Some(BackupStatusPhase::Queued), &["a", "b"]), now);
+        let r = row(
+            &backup("b1", Some(BackupStatusPhase::Queued), &["a", "b"]),
+            now,
+        );
         assert_eq!(r.status, "Queued");
         assert_eq!(r.created, "2026-11-01 01:00:00 +0000 UTC");
         assert_eq!(r.expires, "6d");
@@ -315,7 +334,13 @@ mod tests {
         names.sort_by(|a, b| compare_names(a, b));
         assert_eq!(
             names,
-            ["adhoc", "nightly-20261103010000", "nightly-20261102010000", "nightly-20261101010000", "zeta"]
+            [
+                "adhoc",
+                "nightly-20261103010000",
+                "nightly-20261102010000",
+                "nightly-20261101010000",
+                "zeta"
+            ]
         );
     }
 

@@ -39,19 +39,25 @@ pub enum BackupError {
         name: String,
     },
     /// A namespace to back up does not exist (Velero would report Completed for it).
-    #[error("namespace {namespace} does not exist; Velero would report a Completed backup with nothing in it")]
+    #[error(
+        "namespace {namespace} does not exist; Velero would report a Completed backup with nothing in it"
+    )]
     NamespaceMissing {
         /// The namespace.
         namespace: String,
     },
     /// A namespace to back up is being deleted.
-    #[error("namespace {namespace} is Terminating; a backup now would capture a half-deleted namespace")]
+    #[error(
+        "namespace {namespace} is Terminating; a backup now would capture a half-deleted namespace"
+    )]
     NamespaceTerminating {
         /// The namespace.
         namespace: String,
     },
     /// No deployment namespace is labelled for this release.
-    #[error("no deployment namespace for release {release}: expected namespace {expected} labelled platform-release={platform_release}")]
+    #[error(
+        "no deployment namespace for release {release}: expected namespace {expected} labelled platform-release={platform_release}"
+    )]
     ReleaseNamespaceMissing {
         /// The release asked for.
         release: String,

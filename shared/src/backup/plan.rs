@@ -56,7 +56,11 @@ pub enum Scope {
 
 impl Scope {
     /// From `--all`, `--platform`, `--release` (none given means all).
-    pub fn from_flags(all: bool, platform: bool, releases: Vec<ReleaseName>) -> Result<Self, BackupError> {
+    pub fn from_flags(
+        all: bool,
+        platform: bool,
+        releases: Vec<ReleaseName>,
+    ) -> Result<Self, BackupError> {
         if all && (platform || !releases.is_empty()) {
             return Err(BackupError::invalid(
                 "--all cannot be combined with --platform or --release",
@@ -76,10 +80,14 @@ impl Scope {
     pub fn label(&self) -> String {
         match self {
             Scope::All => "all".into(),
-            Scope::Selected { platform: true, releases } if releases.is_empty() => "platform".into(),
-            Scope::Selected { platform: false, releases } if releases.len() == 1 => {
-                releases[0].to_string()
-            }
+            Scope::Selected {
+                platform: true,
+                releases,
+            } if releases.is_empty() => "platform".into(),
+            Scope::Selected {
+                platform: false,
+                releases,
+            } if releases.len() == 1 => releases[0].to_string(),
             Scope::Selected { .. } => "releases".into(),
         }
     }
@@ -104,13 +112,13 @@ pub fn resolve_namespaces(
                 out.push(platform_namespace.to_owned());
             }
             for release in releases {
-                let ns = found.deployment_of(platform_release, release).ok_or_else(|| {
-                    BackupError::ReleaseNamespaceMissing {
+                let ns = found
+                    .deployment_of(platform_release, release)
+                    .ok_or_else(|| BackupError::ReleaseNamespaceMissing {
                         release: release.to_string(),
                         expected: format!("{platform_release}-{release}"),
                         platform_release: platform_release.to_owned(),
-                    }
-                })?;
+                    })?;
                 out.push(ns.to_owned());
             }
         }
@@ -119,13 +127,20 @@ pub fn resolve_namespaces(
 }
 
 /// Every namespace must exist and not be Terminating.
-pub fn check_namespaces(namespaces: &[String], found: &PlatformNamespaces) -> Result<(), BackupError> {
+pub fn check_namespaces(
+    namespaces: &[String],
+    found: &PlatformNamespaces,
+) -> Result<(), BackupError> {
     for ns in namespaces {
         if !found.existing.contains(ns) {
-            return Err(BackupError::NamespaceMissing { namespace: ns.clone() });
+            return Err(BackupError::NamespaceMissing {
+                namespace: ns.clone(),
+            });
         }
         if found.terminating.contains(ns) {
-            return Err(BackupError::NamespaceTerminating { namespace: ns.clone() });
+            return Err(BackupError::NamespaceTerminating {
+                namespace: ns.clone(),
+            });
         }
     }
     Ok(())
@@ -139,7 +154,11 @@ pub fn choose_storage_location(explicit: Option<&str>, all: &[BackupStorageLocat
     }
     all.iter()
         .filter(|b| b.spec.default == Some(true))
-        .max_by(|a, b| a.metadata.creation_timestamp.cmp(&b.metadata.creation_timestamp))
+        .max_by(|a, b| {
+            a.metadata
+                .creation_timestamp
+                .cmp(&b.metadata.creation_timestamp)
+        })
         .and_then(|b| b.metadata.name.clone())
         .unwrap_or_else(|| "default".to_owned())
 }
@@ -157,7 +176,9 @@ pub fn check_storage_location(
         });
     };
     if bsl.spec.access_mode == Some(BackupStorageLocationAccessMode::ReadOnly) {
-        return Err(BackupError::StorageLocationReadOnly { name: name.to_owned() });
+        return Err(BackupError::StorageLocationReadOnly {
+            name: name.to_owned(),
+        });
     }
     let status = bsl.status.as_ref();
     let phase = status.and_then(|s| s.phase.as_ref());
@@ -169,7 +190,9 @@ pub fn check_storage_location(
         return Err(BackupError::StorageLocationUnavailable {
             name: name.to_owned(),
             phase,
-            message: status.and_then(|s| s.message.clone()).filter(|m| !m.is_empty()),
+            message: status
+                .and_then(|s| s.message.clone())
+                .filter(|m| !m.is_empty()),
         });
     }
     Ok(())
@@ -187,7 +210,11 @@ pub fn default_name(scope_label: &str, now: Timestamp) -> String {
 pub fn validate_name(name: &str, max: usize, what: &str) -> Result<(), BackupError> {
     let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.';
     let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    if name.is_empty() || !name.chars().all(ok_char) || !edge(name.chars().next()) || !edge(name.chars().last()) {
+    if name.is_empty()
+        || !name.chars().all(ok_char)
+        || !edge(name.chars().next())
+        || !edge(name.chars().last())
+    {
         return Err(BackupError::invalid(
             format!("{what} name {name:?} is not a valid Kubernetes name"),
             "use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit",
@@ -195,7 +222,10 @@ pub fn validate_name(name: &str, max: usize, what: &str) -> Result<(), BackupErr
     }
     if name.len() > max {
         return Err(BackupError::invalid(
-            format!("{what} name {name:?} is {} characters long; at most {max} keep Velero's labels exact", name.len()),
+            format!(
+                "{what} name {name:?} is {} characters long; at most {max} keep Velero's labels exact",
+                name.len()
+            ),
             format!("choose a name of at most {max} characters"),
         ));
     }
@@ -311,7 +341,12 @@ pub fn plan_backup_spec(namespaces: &[String], opts: &BackupOptions) -> BackupSp
 }
 
 /// The Backup object.
-pub fn plan_backup(name: &str, velero_namespace: &str, namespaces: &[String], opts: &BackupOptions) -> Backup {
+pub fn plan_backup(
+    name: &str,
+    velero_namespace: &str,
+    namespaces: &[String],
+    opts: &BackupOptions,
+) -> Backup {
     let mut backup = Backup::new(name, velero_namespace, plan_backup_spec(namespaces, opts));
     if !opts.labels.is_empty() {
         backup.metadata.labels = Some(opts.labels.clone());
@@ -383,7 +418,10 @@ pub fn plan_policy(existing: Option<&ConfigMap>, velero_namespace: &str) -> Poli
     let desired = plan_policy_configmap(velero_namespace);
     match existing {
         None => PolicyAction::Create(desired),
-        Some(cm) if cm.data == desired.data && cm.binary_data.as_ref().is_none_or(BTreeMap::is_empty) => {
+        Some(cm)
+            if cm.data == desired.data
+                && cm.binary_data.as_ref().is_none_or(BTreeMap::is_empty) =>
+        {
             PolicyAction::Unchanged
         }
         Some(cm) => {
@@ -410,9 +448,15 @@ mod tests {
         PlatformNamespaces {
             platform: Some("astronomer".into()),
             deployments: vec!["astronomer-a-1".into(), "astronomer-b-2".into()],
-            existing: ["astronomer", "astronomer-a-1", "astronomer-b-2", "astronomer-tools", "velero"]
-                .map(String::from)
-                .into(),
+            existing: [
+                "astronomer",
+                "astronomer-a-1",
+                "astronomer-b-2",
+                "astronomer-tools",
+                "velero",
+            ]
+            .map(String::from)
+            .into(),
             terminating: ["astronomer-b-2".to_owned()].into(),
         }
     }
@@ -466,7 +510,10 @@ mod tests {
         assert_eq!(parse_ttl("0").unwrap(), "0s");
         assert!(parse_ttl("3d").is_err());
         assert!(parse_ttl("-1h").is_err());
-        assert_eq!(go_duration_string(SignedDuration::from_millis(500)), "500ms");
+        assert_eq!(
+            go_duration_string(SignedDuration::from_millis(500)),
+            "500ms"
+        );
         let labels = parse_labels("team=data,tier=prod").unwrap();
         assert_eq!(labels.get("team").map(String::as_str), Some("data"));
         assert!(parse_labels("oops").is_err());
@@ -504,24 +551,44 @@ spec:
 
     #[test]
     fn schedule_template_carries_policy() {
-        let s = plan_schedule("nightly", "velero", "0 1 * * *", &["ns1".into()], &BackupOptions {
-            snapshot_volumes: Some(false),
-            ..BackupOptions::default()
-        });
+        let s = plan_schedule(
+            "nightly",
+            "velero",
+            "0 1 * * *",
+            &["ns1".into()],
+            &BackupOptions {
+                snapshot_volumes: Some(false),
+                ..BackupOptions::default()
+            },
+        );
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["spec"]["schedule"], "0 1 * * *");
         assert_eq!(v["spec"]["useOwnerReferencesInBackup"], false);
-        assert_eq!(v["spec"]["template"]["resourcePolicy"]["name"], POLICY_CONFIGMAP);
+        assert_eq!(
+            v["spec"]["template"]["resourcePolicy"]["name"],
+            POLICY_CONFIGMAP
+        );
         assert_eq!(v["spec"]["template"]["snapshotVolumes"], false);
         assert_eq!(v["spec"]["template"]["includedNamespaces"][0], "ns1");
     }
 
-    fn bsl(name: &str, mode: Option<BackupStorageLocationAccessMode>, phase: Option<BackupStorageLocationStatusPhase>) -> BackupStorageLocation {
-        let mut b = BackupStorageLocation::new(name, "velero", BackupStorageLocationSpec {
-            access_mode: mode,
-            ..BackupStorageLocationSpec::default()
+    fn bsl(
+        name: &str,
+        mode: Option<BackupStorageLocationAccessMode>,
+        phase: Option<BackupStorageLocationStatusPhase>,
+    ) -> BackupStorageLocation {
+        let mut b = BackupStorageLocation::new(
+            name,
+            "velero",
+            BackupStorageLocationSpec {
+                access_mode: mode,
+                ..BackupStorageLocationSpec::default()
+            },
+        );
+        b.status = Some(BackupStorageLocationStatus {
+            phase,
+            ..Default::default()
         });
-        b.status = Some(BackupStorageLocationStatus { phase, ..Default::default() });
         b
     }
 
@@ -532,15 +599,27 @@ spec:
         let ok = bsl("default", Some(M::ReadWrite), Some(P::Available));
         assert!(check_storage_location("default", Some(&ok), "velero").is_ok());
         let ro = bsl("default", Some(M::ReadOnly), Some(P::Available));
-        assert!(matches!(check_storage_location("default", Some(&ro), "velero"), Err(BackupError::StorageLocationReadOnly { .. })));
+        assert!(matches!(
+            check_storage_location("default", Some(&ro), "velero"),
+            Err(BackupError::StorageLocationReadOnly { .. })
+        ));
         let down = bsl("default", None, Some(P::Unavailable));
-        assert!(matches!(check_storage_location("default", Some(&down), "velero"), Err(BackupError::StorageLocationUnavailable { .. })));
+        assert!(matches!(
+            check_storage_location("default", Some(&down), "velero"),
+            Err(BackupError::StorageLocationUnavailable { .. })
+        ));
         let unknown = bsl("default", None, None);
         assert!(check_storage_location("default", Some(&unknown), "velero").is_err());
-        assert!(matches!(check_storage_location("x", None, "velero"), Err(BackupError::StorageLocationMissing { .. })));
+        assert!(matches!(
+            check_storage_location("x", None, "velero"),
+            Err(BackupError::StorageLocationMissing { .. })
+        ));
         let mut marked = bsl("secondary", None, Some(P::Available));
         marked.spec.default = Some(true);
-        assert_eq!(choose_storage_location(None, &[ok.clone(), marked]), "secondary");
+        assert_eq!(
+            choose_storage_location(None, &[ok.clone(), marked]),
+            "secondary"
+        );
         assert_eq!(choose_storage_location(None, &[ok]), "default");
         assert_eq!(choose_storage_location(Some("x"), &[]), "x");
     }
@@ -553,14 +632,21 @@ spec:
         assert_eq!(cm.data.as_ref().unwrap().len(), 1);
         assert_eq!(plan_policy(Some(&cm), "velero"), PolicyAction::Unchanged);
         let mut drifted = cm.clone();
-        drifted.data.as_mut().unwrap().insert("extra".into(), "x".into());
+        drifted
+            .data
+            .as_mut()
+            .unwrap()
+            .insert("extra".into(), "x".into());
         let PolicyAction::Update(fixed) = plan_policy(Some(&drifted), "velero") else {
             panic!("expected update")
         };
         assert_eq!(fixed.data, cm.data);
         // The policy text parses as the YAML Velero expects.
         let v: serde_json::Value = serde_saphyr::from_str(POLICY_YAML).unwrap();
-        assert_eq!(v["volumePolicies"][0]["conditions"]["pvcLabels"]["component"], "redis");
+        assert_eq!(
+            v["volumePolicies"][0]["conditions"]["pvcLabels"]["component"],
+            "redis"
+        );
         assert_eq!(v["volumePolicies"][0]["action"]["type"], "skip");
     }
 }

@@ -50,7 +50,10 @@ pub async fn prepare(
     let scoped = collect_scope(client, globals, scope, opts.storage_location.as_deref()).await?;
     let api: Api<Schedule> = Api::namespaced(client.clone(), &globals.velero_namespace);
     let existing = api.get_opt(name).await.map_err(|e| {
-        KubeError::api(format!("get schedule {}/{name}", globals.velero_namespace), e)
+        KubeError::api(
+            format!("get schedule {}/{name}", globals.velero_namespace),
+            e,
+        )
     })?;
     if existing.is_some() {
         return Err(BackupError::AlreadyExists {
@@ -61,8 +64,18 @@ pub async fn prepare(
         .into());
     }
     let policy = collect_policy(client, &globals.velero_namespace).await?;
-    let schedule = plan::plan_schedule(name, &globals.velero_namespace, expr, &scoped.namespaces, opts);
-    Ok(SchedulePlan { cron, policy, schedule })
+    let schedule = plan::plan_schedule(
+        name,
+        &globals.velero_namespace,
+        expr,
+        &scoped.namespaces,
+        opts,
+    );
+    Ok(SchedulePlan {
+        cron,
+        policy,
+        schedule,
+    })
 }
 
 /// Applies the plan: policy first, then the Schedule.
@@ -95,22 +108,27 @@ pub fn describe_next_runs(cron: &CronSchedule, now: Timestamp) -> Vec<String> {
                 return vec!["this expression never matches a date (e.g. 30 February): no backup would ever run".into()];
             }
             let mut out = vec!["next runs (UTC):".to_owned()];
-            out.extend(runs.iter().map(|t| format!("  {}", t.strftime("%Y-%m-%d %H:%M:%S UTC"))));
+            out.extend(
+                runs.iter()
+                    .map(|t| format!("  {}", t.strftime("%Y-%m-%d %H:%M:%S UTC"))),
+            );
             out
         }
     }
 }
 
 /// Every Schedule, sorted by name.
-pub async fn collect_schedules(client: &Client, velero_namespace: &str) -> Result<Vec<Schedule>, KubeError> {
+pub async fn collect_schedules(
+    client: &Client,
+    velero_namespace: &str,
+) -> Result<Vec<Schedule>, KubeError> {
     let api: Api<Schedule> = Api::namespaced(client.clone(), velero_namespace);
     let mut out = Vec::new();
     let mut params = ListParams::default().limit(super::list::PAGE_LIMIT);
     loop {
-        let page = api
-            .list(&params)
-            .await
-            .map_err(|e| KubeError::api(format!("list schedules in namespace {velero_namespace}"), e))?;
+        let page = api.list(&params).await.map_err(|e| {
+            KubeError::api(format!("list schedules in namespace {velero_namespace}"), e)
+        })?;
         out.extend(page.items);
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => params = params.continue_token(&token),
@@ -124,12 +142,25 @@ pub async fn collect_schedules(client: &Client, velero_namespace: &str) -> Resul
 /// `velero schedule get` columns: NAME, STATUS, CREATED, SCHEDULE, BACKUP TTL, LAST BACKUP,
 /// SELECTOR, PAUSED (pure).
 pub fn render_table(schedules: &[Schedule], now: Timestamp) -> String {
-    let header = ["NAME", "STATUS", "CREATED", "SCHEDULE", "BACKUP TTL", "LAST BACKUP", "SELECTOR", "PAUSED"];
+    let header = [
+        "NAME",
+        "STATUS",
+        "CREATED",
+        "SCHEDULE",
+        "BACKUP TTL",
+        "LAST BACKUP",
+        "SELECTOR",
+        "PAUSED",
+    ];
     let rows: Vec<[String; 8]> = schedules
         .iter()
         .map(|s| {
             let status = s.status.clone().unwrap_or_default();
-            let phase = status.phase.as_ref().map(|p| p.as_str().to_owned()).filter(|p| !p.is_empty());
+            let phase = status
+                .phase
+                .as_ref()
+                .map(|p| p.as_str().to_owned())
+                .filter(|p| !p.is_empty());
             let created = s
                 .metadata
                 .creation_timestamp
@@ -147,7 +178,12 @@ pub fn render_table(schedules: &[Schedule], now: Timestamp) -> String {
                 .label_selector
                 .as_ref()
                 .and_then(|l| l.match_labels.as_ref())
-                .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "<none>".into());
             [
@@ -184,10 +220,18 @@ pub fn render_table(schedules: &[Schedule], now: Timestamp) -> String {
 }
 
 /// Sets `spec.paused` (what `velero schedule pause|unpause` changes).
-pub async fn set_paused(client: &Client, velero_namespace: &str, name: &str, paused: bool) -> crate::error::Result<Schedule> {
+pub async fn set_paused(
+    client: &Client,
+    velero_namespace: &str,
+    name: &str,
+    paused: bool,
+) -> crate::error::Result<Schedule> {
     let api: Api<Schedule> = Api::namespaced(client.clone(), velero_namespace);
     let patch = serde_json::json!({"spec": {"paused": paused}});
-    match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
         Ok(s) => Ok(s),
         Err(kube::Error::Api(s)) if s.code == 404 => Err(BackupError::NotFound {
             kind: "schedule",
@@ -196,7 +240,10 @@ pub async fn set_paused(client: &Client, velero_namespace: &str, name: &str, pau
         }
         .into()),
         Err(e) => Err(KubeError::api(
-            format!("{} schedule {velero_namespace}/{name}", if paused { "pause" } else { "unpause" }),
+            format!(
+                "{} schedule {velero_namespace}/{name}",
+                if paused { "pause" } else { "unpause" }
+            ),
             e,
         )
         .into()),
@@ -226,10 +273,19 @@ mod tests {
 
     #[test]
     fn table_has_velero_columns() {
-        let s = plan::plan_schedule("nightly", "velero", "0 1 * * *", &["a".into()], &BackupOptions::default());
+        let s = plan::plan_schedule(
+            "nightly",
+            "velero",
+            "0 1 * * *",
+            &["a".into()],
+            &BackupOptions::default(),
+        );
         let now: Timestamp = "2026-11-25T16:40:00Z".parse().unwrap();
         let t = render_table(&[s], now);
-        assert!(t.starts_with("NAME      STATUS   CREATED   SCHEDULE"), "{t}");
+        assert!(
+            t.starts_with("NAME      STATUS   CREATED   SCHEDULE"),
+            "{t}"
+        );
         assert!(t.contains("nightly   New"), "{t}");
         assert!(t.contains("false"), "{t}");
     }

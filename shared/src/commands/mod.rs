@@ -1,4 +1,5 @@
 //! One module per `kubectl astro <cmd>`: its clap `Cli` and its `run`.
 //! The binaries in `plugins/*` only call `Cli` parsing and `run`.
 
+pub mod backup;
 pub mod dbconn;

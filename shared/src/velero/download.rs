@@ -11,7 +11,9 @@ use kube::api::{DeleteParams, PostParams};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 
-use super::{DownloadRequest, DownloadRequestSpec, DownloadRequestTarget, DownloadRequestTargetKind};
+use super::{
+    DownloadRequest, DownloadRequestSpec, DownloadRequestTarget, DownloadRequestTargetKind,
+};
 use crate::client::KubeError;
 use crate::error::Diagnose;
 use crate::exit::ExitStatus;
@@ -120,7 +122,9 @@ pub async fn download(
         .await
         .map_err(|e| {
             KubeError::api(
-                format!("create a DownloadRequest for {kind} of {name} in namespace {velero_namespace}"),
+                format!(
+                    "create a DownloadRequest for {kind} of {name} in namespace {velero_namespace}"
+                ),
                 e,
             )
         })?;
@@ -263,7 +267,9 @@ impl ResultMessages {
 
     /// Whether there are no messages.
     pub fn is_empty(&self) -> bool {
-        self.velero.is_empty() && self.cluster.is_empty() && self.namespaces.values().all(Vec::is_empty)
+        self.velero.is_empty()
+            && self.cluster.is_empty()
+            && self.namespaces.values().all(Vec::is_empty)
     }
 }
 
@@ -292,7 +298,14 @@ pub async fn results(
     kind: DownloadRequestTargetKind,
     name: &str,
 ) -> Result<OperationResults, DownloadError> {
-    let data = download(client, velero_namespace, kind.clone(), name, DEFAULT_TIMEOUT).await?;
+    let data = download(
+        client,
+        velero_namespace,
+        kind.clone(),
+        name,
+        DEFAULT_TIMEOUT,
+    )
+    .await?;
     parse_results(&data).map_err(|e| DownloadError::Decode {
         kind: kind.to_string(),
         name: name.to_owned(),
@@ -308,7 +321,10 @@ mod tests {
     fn parses_results_file() {
         let json = br#"{"errors":{"namespaces":{"astronomer-x":["error backing up pod: boom"]}},"warnings":{"velero":["w1"],"cluster":["c1"]}}"#;
         let r = parse_results(json).unwrap();
-        assert_eq!(r.errors.lines(), ["namespace astronomer-x: error backing up pod: boom"]);
+        assert_eq!(
+            r.errors.lines(),
+            ["namespace astronomer-x: error backing up pod: boom"]
+        );
         assert_eq!(r.warnings.lines(), ["velero: w1", "cluster: c1"]);
         assert!(!r.errors.is_empty());
         assert!(parse_results(b"{}").unwrap().errors.is_empty());
