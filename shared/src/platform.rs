@@ -895,6 +895,24 @@ pub fn resolve_release(
     }
 
     let Some(config) = &secrets.pgbouncer_config else {
+        // KEDA's direct URL (1.x chart, KEDA not via pgbouncer) bypasses pgbouncer too.
+        if let Some((secret, _)) = &metadata
+            && secret.data.contains_key("kedaConnection")
+        {
+            let connection = secret.connection("kedaConnection")?;
+            return Ok(Resolved {
+                connection,
+                sources: vec![SecretSource {
+                    namespace: namespace.to_owned(),
+                    name: secret.name.clone(),
+                    key: "kedaConnection".into(),
+                }],
+                notes: vec![format!(
+                    "{} key connection points at pgbouncer (in-cluster only) and {release}-pgbouncer-config was not found; using its direct kedaConnection",
+                    secret.name
+                )],
+            });
+        }
         return match metadata {
             // Pgbouncer host but no config to bypass it: the in-cluster URI is all we have.
             Some((secret, conn)) => Ok(Resolved {
@@ -1293,6 +1311,29 @@ mod tests {
         };
         let res = resolve_release(ns, &r, &direct).unwrap();
         assert_eq!(res.connection.database(), Some("x_airflow"));
+        // Pgbouncer host, no pgbouncer-config, but a direct kedaConnection.
+        let keda = ReleaseSecrets {
+            metadata: Some(RawSecret::from_strings(
+                ns,
+                "x-airflow-metadata",
+                &[
+                    (
+                        "connection",
+                        "postgresql://u:p@x-pgbouncer.ns:6543/x-metadata?sslmode=disable",
+                    ),
+                    (
+                        "kedaConnection",
+                        &format!("postgresql://u:p@{HOST}:5432/x_airflow?sslmode=disable"),
+                    ),
+                ],
+            )),
+            pgbouncer_config: None,
+        };
+        let res = resolve_release(ns, &r, &keda).unwrap();
+        assert_eq!(
+            (res.connection.host(), res.sources[0].key.as_str()),
+            (HOST, "kedaConnection")
+        );
         assert!(matches!(
             resolve_release(ns, &r, &ReleaseSecrets::default()),
             Err(PlatformError::SecretMissing { .. })

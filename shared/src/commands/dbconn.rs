@@ -437,7 +437,10 @@ pub fn plan_pod(
 
 fn print_dry_run(cli: &Cli, plan: &ClientPodPlan, sql: Option<&str>) -> Result<(), Error> {
     let pod = plan.pod();
-    let secret = plan.secret(None, !cli.show_secrets);
+    // The real uid exists only once the Pod is created; show where the ownerReference goes.
+    let mut owner = pod.clone();
+    owner.metadata.uid = Some("<uid of the created Pod>".into());
+    let secret = plan.secret(Some(&owner), !cli.show_secrets);
     match cli.output {
         OutputFormat::Json => {
             let list = serde_json::json!({
