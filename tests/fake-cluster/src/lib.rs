@@ -8,6 +8,7 @@ mod selector;
 mod server;
 mod store;
 mod table;
+mod velero_sim;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use store::NamespaceTermination;
+pub use velero_sim::{VeleroKind, VeleroOutcome};
 
 /// How to start a `FakeCluster`.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +42,8 @@ pub struct Options {
     /// How many changes watches can resume from (default 50,000); older resourceVersions
     /// get `410 Expired`, as after an etcd compaction.
     pub watch_history: Option<usize>,
+    /// Time between the simulated Velero's phase changes (default 100 ms).
+    pub velero_step: Option<Duration>,
 }
 
 /// A fault injected into request handling; see `FakeCluster::inject`.
@@ -139,6 +143,7 @@ pub(crate) struct Shared {
     pub store: Mutex<store::Store>,
     pub log: Mutex<VecDeque<RequestRecord>>,
     pub faults: Mutex<FaultState>,
+    pub velero: Mutex<velero_sim::VeleroState>,
     pub url: String,
 }
 
@@ -310,7 +315,11 @@ impl FakeCluster {
             .map_err(|e| Error::Server(e.to_string()))?;
         let url = format!("http://{addr}");
 
+        let mut velero = velero_sim::VeleroState::default();
+        velero.step = options.velero_step.unwrap_or(Duration::from_millis(100));
+        velero_sim::snapshot_existing(&st, &mut velero);
         let shared = Arc::new(Shared {
+            velero: Mutex::new(velero),
             store: Mutex::new(st),
             log: Mutex::new(VecDeque::new()),
             faults: Mutex::new(FaultState {
@@ -476,6 +485,13 @@ impl FakeCluster {
     /// Removes a `Terminating` namespace and whatever is left in it.
     pub fn finish_namespace_termination(&self, ns: &str) {
         lock(&self.shared.store).finish_namespace(ns);
+    }
+
+    /// Queues what the simulated Velero does with the next Backup or Restore (FIFO per kind;
+    /// `Completed` when the queue is empty). A missing, ReadOnly or Unavailable storage
+    /// location fails a Backup's validation regardless.
+    pub fn velero_set_outcome(&self, kind: VeleroKind, outcome: VeleroOutcome) {
+        lock(&self.shared.velero).set_outcome(kind, outcome);
     }
 
     /// The current global resourceVersion.

@@ -22,7 +22,7 @@ pub(crate) async fn serve(
     listener: std::net::TcpListener,
     shutdown: tokio::sync::oneshot::Receiver<()>,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
-    _simulate_velero: bool,
+    simulate_velero: bool,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
@@ -39,6 +39,9 @@ pub(crate) async fn serve(
             lock(&ticker.store).tick();
         }
     });
+    if simulate_velero {
+        tokio::spawn(crate::velero_sim::run(shared.clone()));
+    }
     let app = axum::Router::new().fallback(handle).with_state(shared);
     let _ = ready.send(Ok(()));
     // Not a graceful shutdown: open watches would hold it for their whole timeout.
@@ -290,6 +293,20 @@ fn route(
             );
         }
         ["api", "v1"] => return resource_list(shared, "", "v1"),
+        ["velero-download", token] => {
+            return match lock(&shared.velero).download(token) {
+                Some(data) => Response::builder()
+                    .header(header::CONTENT_TYPE, "application/octet-stream")
+                    .body(Body::from(data))
+                    .unwrap_or_default(),
+                None => Response::builder()
+                    .status(404)
+                    .body(Body::from(
+                        "NoSuchKey: the download URL is unknown or expired",
+                    ))
+                    .unwrap_or_default(),
+            };
+        }
         ["apis", g, v] => return resource_list(shared, g, v),
         _ => {}
     }
