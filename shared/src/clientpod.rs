@@ -61,7 +61,7 @@ pub enum ClientPodError {
         /// Kubelet's reason.
         reason: String,
     },
-    /// Ctrl-C: the pod and Secret were removed.
+    /// Ctrl-C (or SIGTERM/SIGHUP): the pod and Secret were removed.
     #[error("interrupted; client pod {namespace}/{name} and its Secret were deleted")]
     Interrupted {
         /// Namespace.
@@ -543,7 +543,8 @@ impl ClientPod {
 }
 
 /// Creates the client pod, runs `body` with it, and deletes Pod and Secret afterwards,
-/// whether `body` succeeded, failed, or Ctrl-C arrived (then [`ClientPodError::Interrupted`]).
+/// whether `body` succeeded, failed, or Ctrl-C/SIGTERM/SIGHUP arrived (then
+/// [`ClientPodError::Interrupted`]).
 pub async fn with_client_pod<T, E, F>(
     client: &Client,
     plan: &ClientPodPlan,
@@ -558,7 +559,7 @@ where
         name: plan.name.clone(),
     };
     // Ctrl-C while creating: the create call finishes, then cleanup runs.
-    let ctrl_c = tokio::signal::ctrl_c();
+    let ctrl_c = stop_signal();
     tokio::pin!(ctrl_c);
     let pod = tokio::select! {
         pod = ClientPod::create(client, plan) => pod?,
@@ -578,6 +579,23 @@ where
     match outcome {
         Some(result) => result,
         None => Err(interrupted().into()),
+    }
+}
+
+/// Resolves on Ctrl-C (SIGINT), SIGTERM or SIGHUP (terminal closed): each must clean up.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+        _ = hup.recv() => {}
     }
 }
 
