@@ -1,2 +1,5 @@
 //! End-to-end tests, one module per command.
+
+mod fixtures;
+mod fixtures_pg;
 mod krew;
