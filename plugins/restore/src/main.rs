@@ -1,5 +1,8 @@
 //! Thin binary: parse flags, call the library, print.
 
+use astro::commands::restore::{Cli, run};
+
 fn main() -> std::process::ExitCode {
-    astro::cli::run_main(|| async { Ok(astro::exit::ExitStatus::Success) })
+    let cli: Cli = astro::cli::parse();
+    astro::cli::run_main(|| run(cli))
 }

@@ -3,3 +3,4 @@
 
 pub mod backup;
 pub mod dbconn;
+pub mod restore;

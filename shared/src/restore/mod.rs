@@ -2,7 +2,13 @@
 //! the Velero Restore object, and reading its outcome (runbook steps 4–7).
 
 pub mod choice;
+pub mod collect;
+pub mod download;
 pub mod namespace;
+pub mod outcome;
+pub mod plan;
+pub mod preflight;
+pub mod watch;
 
 use crate::error::Diagnose;
 use crate::exit::ExitStatus;

@@ -3,3 +3,4 @@
 mod fixtures;
 mod fixtures_pg;
 mod krew;
+mod restore;

@@ -1,0 +1,90 @@
+//! Reading what a restore decision needs from the API: Backups (paged), one Backup,
+//! and the storage location a backup lives in.
+
+use kube::Api;
+use kube::api::ListParams;
+
+use crate::client::KubeError;
+use crate::restore::choice::{BackupInfo, BackupSource};
+use crate::velero::{Backup, BackupStorageLocation};
+
+/// Page size for Backup lists (the API server caps pages; 500 keeps memory flat).
+pub const PAGE_SIZE: u32 = 500;
+
+/// Reads the backups `source` can choose from: one GET for a named backup (`Ok(vec![])`
+/// when it does not exist), otherwise a paged list (label-selected for a schedule).
+pub async fn collect_backups(
+    client: &kube::Client,
+    velero_namespace: &str,
+    source: &BackupSource,
+) -> Result<Vec<BackupInfo>, KubeError> {
+    let api: Api<Backup> = Api::namespaced(client.clone(), velero_namespace);
+    if let BackupSource::Named(name) = source {
+        let backup = api
+            .get_opt(name)
+            .await
+            .map_err(|e| KubeError::api(format!("get backup {velero_namespace}/{name}"), e))?;
+        return Ok(backup.iter().filter_map(info).collect());
+    }
+    let mut params = ListParams::default().limit(PAGE_SIZE);
+    if let BackupSource::Schedule(s) = source {
+        params = params.labels(&format!("velero.io/schedule-name={s}"));
+    }
+    let mut out = Vec::new();
+    loop {
+        let page = api
+            .list(&params)
+            .await
+            .map_err(|e| KubeError::api(format!("list backups in {velero_namespace}"), e))?;
+        out.extend(page.items.iter().filter_map(info));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+fn info(b: &Backup) -> Option<BackupInfo> {
+    BackupInfo::from_json(&serde_json::to_value(b).ok()?)
+}
+
+/// The storage location (as JSON) a backup lives in: `spec.storageLocation`, else the
+/// location marked default. `(name, None)` when it does not exist.
+pub async fn collect_storage_location(
+    client: &kube::Client,
+    velero_namespace: &str,
+    name: Option<&str>,
+) -> Result<(String, Option<serde_json::Value>), KubeError> {
+    let api: Api<BackupStorageLocation> = Api::namespaced(client.clone(), velero_namespace);
+    let err = |e| {
+        KubeError::api(
+            format!("read backup storage locations in {velero_namespace}"),
+            e,
+        )
+    };
+    if let Some(name) = name.filter(|n| !n.is_empty()) {
+        let bsl = api.get_opt(name).await.map_err(err)?;
+        return Ok((
+            name.to_owned(),
+            bsl.and_then(|b| serde_json::to_value(b).ok()),
+        ));
+    }
+    let all = api.list(&ListParams::default()).await.map_err(err)?;
+    let default = all
+        .items
+        .into_iter()
+        .filter_map(|b| serde_json::to_value(b).ok())
+        .find(|v| {
+            v.pointer("/spec/default")
+                .and_then(serde_json::Value::as_bool)
+                == Some(true)
+        });
+    let name = default
+        .as_ref()
+        .and_then(|v| v.pointer("/metadata/name"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("default")
+        .to_owned();
+    Ok((name, default))
+}
