@@ -156,7 +156,12 @@ mod tests {
             .unwrap(),
         );
         let e = pf.error().unwrap();
-        assert!(e.to_string().contains("ns: error restoring pods/x"), "{e}");
-        assert!(pf.text().contains("error: ns: error restoring pods/x"));
+        assert!(e.to_string().contains("error restoring pods/x"), "{e}");
+        assert!(
+            pf.text()
+                .contains("error: namespace ns: error restoring pods/x"),
+            "{}",
+            pf.text()
+        );
     }
 }
