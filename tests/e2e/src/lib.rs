@@ -13,6 +13,10 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+mod cluster;
+pub use cluster::{ClusterBuilder, bin, cluster, cluster_builder, cluster_with, command, run};
+pub use fake_cluster::FakeCluster;
+
 /// The DB host every fixture secret names (RDS-style), without the port.
 pub const FIXTURE_DB_HOST: &str = "astro-prod.c1x2y3z4.us-east-1.rds.amazonaws.com";
 /// The DB port every fixture secret names.

@@ -2,5 +2,6 @@
 
 mod fixtures;
 mod fixtures_pg;
+mod harness;
 mod krew;
 mod restore;

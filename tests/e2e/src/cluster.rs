@@ -1,0 +1,207 @@
+//! Starting the fake cluster loaded with the rendered fixtures, and running the built
+//! binaries against it with a scrubbed environment.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use fake_cluster::{FakeCluster, NamespaceTermination, Options};
+use serde_json::Value;
+
+use crate::{
+    days_since_fixture_today, db_substitutions, fixtures_dir, load_dir, object_key,
+    render_fixtures_shifted, shift_dates, try_pg, velero_crd_dir, write_manifests,
+};
+
+/// The fake cluster with the `platform/` fixtures, pointed at the test PostgreSQL
+/// (when `ASTRO_TEST_PG_*` is set), with the simulated Velero running.
+pub fn cluster() -> FakeCluster {
+    cluster_builder().start()
+}
+
+/// [`cluster`] with variant directories loaded over `platform/`, e.g. `&["variant-c"]`.
+pub fn cluster_with(variants: &[&str]) -> FakeCluster {
+    cluster_builder().variants(variants).start()
+}
+
+/// A builder for clusters that need more than [`cluster_with`].
+pub fn cluster_builder() -> ClusterBuilder {
+    ClusterBuilder {
+        variants: Vec::new(),
+        substitutions: Vec::new(),
+        use_pg: true,
+        options: Options {
+            simulate_velero: true,
+            ..Options::default()
+        },
+    }
+}
+
+/// Configures a fixture cluster; [`ClusterBuilder::start`] renders and starts it.
+#[derive(Debug, Clone)]
+pub struct ClusterBuilder {
+    variants: Vec<String>,
+    substitutions: Vec<(String, String)>,
+    use_pg: bool,
+    options: Options,
+}
+
+impl ClusterBuilder {
+    /// Variant directories to load over `platform/`, in order.
+    pub fn variants(mut self, variants: &[&str]) -> Self {
+        self.variants = variants.iter().map(|v| (*v).to_owned()).collect();
+        self
+    }
+
+    /// A text replacement applied to the fixture YAML before the DB substitutions, e.g.
+    /// `("/astronomer_houston?", "/astronomer_houston_t1_0?")` to point Houston at a
+    /// private copy made by `Pg::clone_database`.
+    pub fn substitute(mut self, from: impl Into<String>, to: impl Into<String>) -> Self {
+        self.substitutions.push((from.into(), to.into()));
+        self
+    }
+
+    /// Keep the fixture DB host instead of the test PostgreSQL.
+    pub fn without_pg(mut self) -> Self {
+        self.use_pg = false;
+        self
+    }
+
+    /// Adjusts the fake cluster's options (faults are injected after start instead).
+    pub fn options(mut self, edit: impl FnOnce(&mut Options)) -> Self {
+        edit(&mut self.options);
+        self
+    }
+
+    /// Renders the fixtures and starts the cluster.
+    ///
+    /// The objects of `tests/fixtures/velero-backups/` (the deleted deployments'
+    /// namespaces) are loaded too, so that the simulated Velero snapshots them into the
+    /// fixture backups that include them, and deleted again before this returns: the
+    /// cluster looks as after the deletion, and restoring those backups brings them back.
+    pub fn start(self) -> FakeCluster {
+        let mut substitutions = self.substitutions.clone();
+        if self.use_pg
+            && let Some(pg) = try_pg()
+        {
+            substitutions.extend(db_substitutions(&pg.host, pg.port));
+        }
+        let variants: Vec<&str> = self.variants.iter().map(String::as_str).collect();
+        let days = days_since_fixture_today();
+        let objects = render_fixtures_shifted(&variants, &substitutions, days);
+        let edit = |text: &str| {
+            let mut text = text.to_owned();
+            for (from, to) in &substitutions {
+                text = text.replace(from, to);
+            }
+            shift_dates(&text, days)
+        };
+        let saved: Vec<Value> = load_dir(&fixtures_dir().join("velero-backups"), &edit)
+            .into_iter()
+            .map(|d| d.object)
+            .collect();
+
+        let dir = tempfile::Builder::new()
+            .prefix("astro-fixtures.")
+            .tempdir()
+            .expect("temp dir");
+        write_manifests(&objects, dir.path());
+        std::fs::write(
+            dir.path().join("saved.yaml"),
+            saved
+                .iter()
+                .map(|o| format!("---\n{o}\n"))
+                .collect::<String>(),
+        )
+        .expect("write saved objects");
+
+        let mut options = self.options.clone();
+        options.manifest_dirs = vec![dir.path().to_path_buf()];
+        options.substitutions = Vec::new();
+        if options.crd_dir.is_none() {
+            options.crd_dir = Some(velero_crd_dir());
+        }
+        let manual = options.namespace_termination;
+        let cluster = FakeCluster::start(options)
+            .unwrap_or_else(|e| panic!("fake cluster with fixtures {variants:?}: {e}"));
+
+        // Namespaced objects first, then their namespaces.
+        let mut saved = saved;
+        saved.sort_by_key(|o| o["kind"] == "Namespace");
+        for o in &saved {
+            let (api_version, kind, ns, name) = object_key(o);
+            let ns = (!ns.is_empty()).then_some(ns.as_str());
+            assert!(
+                cluster.delete(&api_version, &kind, ns, &name),
+                "cannot remove saved {kind} {name}"
+            );
+            if kind == "Namespace" && manual != NamespaceTermination::Immediate {
+                cluster.finish_namespace_termination(&name);
+            }
+        }
+        cluster.clear_requests();
+        cluster
+    }
+}
+
+/// Path of a workspace binary in the target directory these tests were built into
+/// (`target/debug/<name>`); panics when it has not been built.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/debug/deps/it-<hash> → target/debug
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} not found: run `cargo build --workspace` first (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// A HOME for the binaries under test: empty, private, alive for the whole test process.
+fn scratch_home() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        tempfile::Builder::new()
+            .prefix("astro-e2e-home.")
+            .tempdir()
+            .expect("temp dir")
+    })
+    .path()
+}
+
+/// A command for `bin` against `cluster`: `--kubeconfig <cluster's>` as the first
+/// argument, environment cleared except `PATH` (kubectl, psql), an empty `HOME`,
+/// `LANG=C.UTF-8`, `NO_COLOR=1`, `TERM=dumb`; stdin is null (so never a TTY).
+pub fn command(bin: impl AsRef<OsStr>, cluster: &FakeCluster) -> Command {
+    let mut command = Command::new(bin);
+    command
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig_path())
+        .env_clear()
+        .env("HOME", scratch_home())
+        .env("LANG", "C.UTF-8")
+        .env("NO_COLOR", "1")
+        .env("TERM", "dumb")
+        .stdin(Stdio::null());
+    if let Some(path) = std::env::var_os("PATH") {
+        command.env("PATH", path);
+    }
+    command
+}
+
+/// Runs `bin args…` against `cluster` (see [`command`]) and returns its output.
+pub fn run<I, S>(bin: impl AsRef<OsStr>, args: I, cluster: &FakeCluster) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = command(bin, cluster);
+    command.args(args);
+    crate::output(command)
+}
