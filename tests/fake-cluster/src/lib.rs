@@ -1,6 +1,7 @@
 //! A fake Kubernetes API server speaking the real wire protocol, loaded from YAML.
 //! Used by the integration tests and by the sandbox; see `FakeCluster`.
 
+mod kubelet;
 mod patch;
 mod registry;
 mod schema;
@@ -44,6 +45,10 @@ pub struct Options {
     pub watch_history: Option<usize>,
     /// Time between the simulated Velero's phase changes (default 100 ms).
     pub velero_step: Option<Duration>,
+    /// Run a fake kubelet: Pods whose first container's `command[0]` is a program on this
+    /// machine (psql, pg_dump, sh…) run as local processes with env resolved from
+    /// `secretKeyRef`/`configMapKeyRef`; logs, attach and exec work. Other Pods stay Pending.
+    pub kubelet: bool,
 }
 
 /// A fault injected into request handling; see `FakeCluster::inject`.
@@ -144,6 +149,7 @@ pub(crate) struct Shared {
     pub log: Mutex<VecDeque<RequestRecord>>,
     pub faults: Mutex<FaultState>,
     pub velero: Mutex<velero_sim::VeleroState>,
+    pub kubelet: Mutex<kubelet::KubeletState>,
     pub url: String,
 }
 
@@ -320,6 +326,7 @@ impl FakeCluster {
         velero_sim::snapshot_existing(&st, &mut velero);
         let shared = Arc::new(Shared {
             velero: Mutex::new(velero),
+            kubelet: Mutex::new(kubelet::KubeletState::default()),
             store: Mutex::new(st),
             log: Mutex::new(VecDeque::new()),
             faults: Mutex::new(FaultState {
@@ -352,6 +359,7 @@ impl FakeCluster {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let server_shared = shared.clone();
         let simulate_velero = options.simulate_velero;
+        let run_kubelet = options.kubelet;
         let thread = std::thread::Builder::new()
             .name("fake-cluster".into())
             .spawn(move || {
@@ -372,6 +380,7 @@ impl FakeCluster {
                     rx,
                     ready_tx,
                     simulate_velero,
+                    run_kubelet,
                 ));
                 rt.shutdown_timeout(Duration::from_millis(200));
             })

@@ -23,6 +23,7 @@ pub(crate) async fn serve(
     shutdown: tokio::sync::oneshot::Receiver<()>,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
     simulate_velero: bool,
+    run_kubelet: bool,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
@@ -39,6 +40,9 @@ pub(crate) async fn serve(
             lock(&ticker.store).tick();
         }
     });
+    if run_kubelet {
+        tokio::spawn(crate::kubelet::run(shared.clone()));
+    }
     if simulate_velero {
         tokio::spawn(crate::velero_sim::run(shared.clone()));
     }
@@ -86,6 +90,34 @@ fn reason_for(code: u16) -> &'static str {
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    if let Some((ns, name, verb)) = pod_stream_target(req.uri().path())
+        && (verb == "log" || req.headers().contains_key(header::UPGRADE))
+    {
+        let rec = RequestRecord {
+            method: req.method().to_string(),
+            path: req.uri().path().to_string(),
+            query: req.uri().query().unwrap_or("").to_string(),
+            content_type: None,
+            status: 0,
+            watch: false,
+        };
+        let response = if verb == "log" {
+            let query = axum::extract::Query::<HashMap<String, String>>::try_from_uri(req.uri())
+                .map(|q| q.0)
+                .unwrap_or_default();
+            crate::kubelet::logs(&shared, &ns, &name, &query)
+        } else {
+            crate::kubelet::websocket(shared.clone(), req, ns, name, verb)
+        };
+        record(
+            &shared,
+            RequestRecord {
+                status: response.status().as_u16(),
+                ..rec
+            },
+        );
+        return response;
+    }
     let method = req.method().clone();
     let uri = req.uri().clone();
     let headers = req.headers().clone();
@@ -140,6 +172,23 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         },
     );
     response
+}
+
+/// `(namespace, pod, "log" | "attach" | "exec")` for pod streaming subresources.
+fn pod_stream_target(path: &str) -> Option<(String, String, String)> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segs.as_slice() {
+        [
+            "api",
+            "v1",
+            "namespaces",
+            ns,
+            "pods",
+            name,
+            verb @ ("log" | "attach" | "exec"),
+        ] => Some((ns.to_string(), name.to_string(), verb.to_string())),
+        _ => None,
+    }
 }
 
 /// Latency to add and an injected status code, consuming `times` counters.
