@@ -1,5 +1,6 @@
 //! End-to-end tests, one module per command.
 
+mod backup;
 mod fixtures;
 mod fixtures_pg;
 mod harness;
