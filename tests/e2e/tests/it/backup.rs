@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,17 +16,7 @@ const DEPLOY_A: &str = "astronomer-weightless-meteor-5042";
 const DEPLOY_B: &str = "astronomer-traditional-precession-8767";
 
 fn bin() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
-        PathBuf::from,
-    );
-    let path = target.join("debug/kubectl-astro-backup");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --workspace` first",
-        path.display()
-    );
-    path
+    e2e_tests::bin("kubectl-astro-backup")
 }
 
 fn namespace(name: &str, labels: Value) -> Value {
@@ -65,12 +55,8 @@ fn cluster() -> FakeCluster {
 }
 
 fn command(c: &FakeCluster, args: &[&str]) -> Command {
-    let mut cmd = Command::new(bin());
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .arg("--kubeconfig")
-        .arg(c.kubeconfig_path())
-        .args(args);
+    let mut cmd = e2e_tests::command(bin(), c);
+    cmd.args(args);
     cmd
 }
 
@@ -626,84 +612,151 @@ fn list_pages_and_filters_by_release() {
     assert_eq!(v["items"].as_array().unwrap().len(), 1_204);
 }
 
-/// `backup db --local` of a Houston-like database restores into a new database with the
-/// same row counts (real PostgreSQL from `scripts/test-postgres`).
-#[test]
-fn db_local_dump_restores_with_same_row_counts() {
-    let host = std::env::var("ASTRO_TEST_PG_HOST")
-        .expect("ASTRO_TEST_PG_* not set: start PostgreSQL with `scripts/test-postgres start` and source target/test-postgres.env");
-    let port = std::env::var("ASTRO_TEST_PG_PORT").unwrap();
-    let user = std::env::var("ASTRO_TEST_PG_USER").unwrap();
-    let password = std::env::var("ASTRO_TEST_PG_PASSWORD").unwrap();
-    let suffix = std::process::id();
-    let src = format!("astro_backup_src_{suffix}");
-    let dst = format!("astro_backup_dst_{suffix}");
-    let psql = |db: &str, sql: &str| -> String {
-        let out = Command::new("psql")
-            .env("PGHOST", &host)
-            .env("PGPORT", &port)
-            .env("PGUSER", &user)
-            .env("PGPASSWORD", &password)
-            .env("PGDATABASE", db)
-            .args(["-v", "ON_ERROR_STOP=1", "-tAc", sql])
-            .output()
-            .expect("psql");
-        assert!(out.status.success(), "{sql}: {}", text(&out.stderr));
-        text(&out.stdout).trim().to_owned()
-    };
-    psql("postgres", &format!("DROP DATABASE IF EXISTS {src}"));
-    psql("postgres", &format!("DROP DATABASE IF EXISTS {dst}"));
-    psql("postgres", &format!("CREATE DATABASE {src}"));
-    psql("postgres", &format!("CREATE DATABASE {dst}"));
-    psql(
-        &src,
-        "CREATE SCHEMA \"houston$default\";
-         CREATE TABLE \"houston$default\".\"Workspace\" (id text primary key, label text);
-         CREATE TABLE \"houston$default\".\"Deployment\" (id text primary key, \"releaseName\" text, \"workspaceId\" text references \"houston$default\".\"Workspace\"(id), \"deletedAt\" timestamp);
-         INSERT INTO \"houston$default\".\"Workspace\" SELECT 'w' || g, 'ws ' || g FROM generate_series(1, 7) g;
-         INSERT INTO \"houston$default\".\"Deployment\" SELECT 'd' || g, 'release-' || g, 'w' || (1 + g % 7), CASE WHEN g % 5 = 0 THEN now() END FROM generate_series(1, 2500) g;",
-    );
-    let c = cluster();
-    let uri = format!(
-        "postgres://{user}:{}@{host}:{port}/{src}?sslmode=disable",
-        password.replace('!', "%21")
-    );
-    c.apply(json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "astronomer-houston-backend", "namespace": "astronomer"},
-        "stringData": {"connection": uri}
-    }));
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("houston.dump");
-    let out = run(&c, &["db", "--local", "--out", file.to_str().unwrap()]);
-    let all = text(&out.stdout) + &text(&out.stderr);
-    assert!(out.status.success(), "{all}");
-    assert!(all.contains("pg_restore -l verified"), "{all}");
-    assert!(!all.contains(&password), "password leaked: {all}");
-    let restore = Command::new("pg_restore")
-        .env("PGHOST", &host)
-        .env("PGPORT", &port)
-        .env("PGUSER", &user)
-        .env("PGPASSWORD", &password)
-        .args(["--no-owner", "--exit-on-error", "-d", &dst])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(restore.status.success(), "{}", text(&restore.stderr));
-    for table in [
-        "\"houston$default\".\"Workspace\"",
-        "\"houston$default\".\"Deployment\"",
-    ] {
-        let q = format!("SELECT count(*) FROM {table}");
-        assert_eq!(psql(&src, &q), psql(&dst, &q), "{table}");
+/// Tests on the fixture platform (`tests/fixtures/platform`) with the simulated Velero.
+mod fixture_platform {
+    use super::*;
+
+    fn backup_bin() -> PathBuf {
+        bin()
     }
-    assert_eq!(
-        psql(
-            &dst,
-            "SELECT count(*) FROM \"houston$default\".\"Deployment\" WHERE \"deletedAt\" IS NOT NULL"
-        ),
-        "500"
-    );
-    psql("postgres", &format!("DROP DATABASE {src}"));
-    psql("postgres", &format!("DROP DATABASE {dst}"));
+
+    #[test]
+    fn dry_run_all_on_fixtures_lists_labelled_namespaces_only() {
+        let c = e2e_tests::cluster();
+        let out = e2e_tests::run(
+            backup_bin(),
+            ["create", "--all", "--dry-run", "-o", "yaml"],
+            &c,
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let docs = yaml_docs(&text(&out.stdout));
+        let backup = docs
+            .iter()
+            .find(|d| d["kind"] == "Backup")
+            .expect("a Backup");
+        assert_eq!(
+            backup["spec"]["includedNamespaces"],
+            json!([
+                "astronomer",
+                "astronomer-quiet-nebula-3391",
+                "astronomer-radiant-quasar-7720",
+                "astronomer-traditional-precession-8767",
+                "astronomer-weightless-meteor-5042"
+            ])
+        );
+        assert!(c.try_apply(backup.clone()).is_ok());
+        e2e_tests::assert_no_secrets(&out);
+    }
+
+    #[test]
+    fn simulated_velero_outcomes_map_to_exit_codes() {
+        use fake_cluster::{VeleroKind, VeleroOutcome};
+        let c = e2e_tests::cluster();
+        let cases = [
+            ("sim-ok", VeleroOutcome::Completed, 0, "Completed"),
+            (
+                "sim-partial",
+                VeleroOutcome::PartiallyFailed {
+                    errors: vec!["error backing up item: redis-data timed out".into()],
+                    warnings: vec![],
+                },
+                1,
+                "redis-data timed out",
+            ),
+            (
+                "sim-failed",
+                VeleroOutcome::Failed {
+                    reason: "velero pod restarted".into(),
+                },
+                1,
+                "velero pod restarted",
+            ),
+            (
+                "sim-invalid",
+                VeleroOutcome::FailedValidation {
+                    errors: vec!["bad namespace glob".into()],
+                },
+                1,
+                "bad namespace glob",
+            ),
+        ];
+        for (name, outcome, code, expect) in cases {
+            c.velero_set_outcome(VeleroKind::Backup, outcome);
+            let out = e2e_tests::run(backup_bin(), ["create", name, "--platform", "--wait"], &c);
+            let all = text(&out.stdout) + &text(&out.stderr);
+            assert_eq!(out.status.code(), Some(code), "{name}: {all}");
+            assert!(all.contains(expect), "{name}: expected {expect:?} in {all}");
+        }
+        let described = e2e_tests::run(backup_bin(), ["describe", "sim-partial"], &c);
+        assert!(
+            text(&described.stdout).contains("redis-data timed out"),
+            "{}",
+            text(&described.stdout)
+        );
+        let listed = text(&e2e_tests::run(backup_bin(), ["list"], &c).stdout);
+        assert!(
+            listed.contains("astro-nightly-") && listed.contains("sim-failed"),
+            "{listed}"
+        );
+    }
+
+    /// `backup db --local` of the fixture Houston database restores with `pg_restore`
+    /// into a new database with the same row counts.
+    #[test]
+    fn db_local_dump_of_fixture_houston_restores_with_same_row_counts() {
+        let pg = e2e_tests::pg();
+        let c = e2e_tests::cluster();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("houston.dump");
+        let out = e2e_tests::run(
+            backup_bin(),
+            ["db", "--local", "--out", file.to_str().unwrap()],
+            &c,
+        );
+        let all = text(&out.stdout) + &text(&out.stderr);
+        assert!(out.status.success(), "{all}");
+        assert!(all.contains("pg_restore -l verified"), "{all}");
+        e2e_tests::assert_no_secrets(&out);
+
+        let target = format!("astro_backup_restore_{}", std::process::id());
+        pg.query("postgres", &format!("DROP DATABASE IF EXISTS \"{target}\""));
+        pg.query("postgres", &format!("CREATE DATABASE \"{target}\""));
+        let restore = Command::new("pg_restore")
+            .env("PGHOST", &pg.host)
+            .env("PGPORT", pg.port.to_string())
+            .env("PGUSER", &pg.user)
+            .env("PGPASSWORD", &pg.password)
+            .args(["--no-owner", "--exit-on-error", "-d", &target])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(restore.status.success(), "{}", text(&restore.stderr));
+        let tables = pg.query(
+            "astronomer_houston",
+            "SELECT format('%I.%I', table_schema, table_name) FROM information_schema.tables \
+             WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+        );
+        assert!(
+            tables.len() >= 3,
+            "the fixture Houston database has tables: {tables:?}"
+        );
+        let mut compared = 0;
+        for row in &tables {
+            let table = row[0].clone().unwrap();
+            let q = format!("SELECT count(*) FROM {table}");
+            assert_eq!(
+                pg.query_one("astronomer_houston", &q),
+                pg.query_one(&target, &q),
+                "{table}"
+            );
+            compared += 1;
+        }
+        assert!(compared > 0);
+        let deployments = pg.query_one(
+            &target,
+            "SELECT count(*) FROM \"houston$default\".\"Deployment\"",
+        );
+        assert_ne!(deployments.as_deref(), Some("0"));
+        pg.drop_database(&target);
+    }
 }
