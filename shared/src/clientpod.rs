@@ -69,6 +69,18 @@ pub enum ClientPodError {
         /// Pod name.
         name: String,
     },
+    /// The command in the pod ended with a non-zero exit code.
+    #[error("{command} in client pod {namespace}/{name} failed (exit code {})", code.map_or_else(|| "unknown".to_owned(), |c| c.to_string()))]
+    CommandFailed {
+        /// Namespace.
+        namespace: String,
+        /// Pod name.
+        name: String,
+        /// The program (e.g. psql).
+        command: String,
+        /// Its exit code, if known.
+        code: Option<i32>,
+    },
     /// Attaching to the pod failed.
     #[error("cannot attach to client pod {namespace}/{name}: {source}")]
     Attach {
@@ -102,6 +114,9 @@ impl Diagnose for ClientPodError {
                 "pass an image the cluster can pull with --image (it needs psql)".into()
             }
             ClientPodError::Interrupted { .. } => return None,
+            ClientPodError::CommandFailed { command, .. } => {
+                format!("see {command}'s message above; the pod and its Secret were deleted")
+            }
             ClientPodError::Attach { .. } => {
                 "check that your user may create pods/attach (RBAC), or use --local".into()
             }

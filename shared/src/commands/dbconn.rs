@@ -524,15 +524,13 @@ async fn run_pod_sql(
         }
         code => {
             eprint!("{}", finished.logs);
-            Err(Error::Usage {
-                message: format!(
-                    "psql in client pod {}/{} failed (exit code {})",
-                    plan.namespace,
-                    plan.name,
-                    code.map_or_else(|| "unknown".into(), |c| c.to_string())
-                ),
-                hint: Some("see psql's message above; the pod and its Secret were deleted".into()),
-            })
+            Err(crate::clientpod::ClientPodError::CommandFailed {
+                namespace: plan.namespace.clone(),
+                name: plan.name.clone(),
+                command: "psql".into(),
+                code,
+            }
+            .into())
         }
     }
 }
