@@ -6,3 +6,4 @@ mod fixtures_pg;
 mod harness;
 mod krew;
 mod restore;
+mod sandbox;
