@@ -34,9 +34,10 @@ pub fn command_tree() -> Command {
 
 /// The clap definition of an external command, where the library has one.
 fn subcommand_definition(name: &str) -> Option<Command> {
-    // Filled in as each command's clap definition moves into the library.
     use clap::CommandFactory;
     match name {
+        "backup" => Some(crate::commands::backup::Cli::command()),
+        "restore" => Some(crate::commands::restore::Cli::command()),
         "dbconn" => Some(crate::commands::dbconn::Cli::command()),
         _ => None,
     }
@@ -258,6 +259,32 @@ mod tests {
             panic!()
         };
         assert!(all.contains(&"dbconn".to_owned()) && all.contains(&"backup".to_owned()));
+    }
+
+    #[test]
+    fn completes_nested_subcommands_flags_and_dynamic_values() {
+        let tree = command_tree();
+        let got = plan(&tree, &words(&["restore", ""]));
+        let Completing::Static(subs) = got else {
+            panic!("restore subcommands: {got:?}")
+        };
+        assert!(subs.contains(&"undelete".to_owned()), "{subs:?}");
+        let Completing::Static(flags) = plan(&tree, &words(&["restore", "--from-b"])) else {
+            panic!("restore flags")
+        };
+        assert_eq!(flags, vec!["--from-backup".to_owned()]);
+        assert_eq!(
+            plan(&tree, &words(&["restore", "--from-backup", ""])),
+            Completing::Backups
+        );
+        assert_eq!(
+            plan(&tree, &words(&["restore", "undelete", "cel"])),
+            Completing::Releases
+        );
+        assert_eq!(
+            plan(&tree, &words(&["dbconn", "--release", ""])),
+            Completing::Releases
+        );
     }
 
     #[test]

@@ -254,7 +254,44 @@ fn krew_layout_works_through_real_kubectl() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("did you mean \"restore\""), "{stderr}");
 
-    // The dispatcher finds the siblings in the store, not on PATH.
-    let out = krew.kubectl(&["astro", "dbconn"]);
-    assert!(!text(&out).1.contains("cannot find"), "{}", text(&out).1);
+    // The dispatcher finds the siblings in the store, not on PATH, and their usage text
+    // names them the way the user typed them.
+    for cmd in ["dbconn", "restore", "backup"] {
+        let out = krew.kubectl(&["astro", cmd, "--help"]);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "kubectl astro {cmd} --help: {stderr}");
+        assert!(
+            stdout.contains(&format!("kubectl astro {cmd}")),
+            "usage must name `kubectl astro {cmd}`: {stdout}"
+        );
+    }
+
+    // Exit codes pass through the dispatcher: clap's usage errors exit 2.
+    let out = krew.kubectl(&["astro", "dbconn", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out).1);
+}
+
+#[test]
+fn every_binary_reports_the_same_version() {
+    let krew = KrewInstall::new();
+    let expected = env!("CARGO_PKG_VERSION");
+    let out = krew.kubectl(&["astro", "--version"]);
+    assert!(text(&out).0.contains(expected));
+    for cmd in ["dbconn", "restore", "backup"] {
+        let out = krew.kubectl(&["astro", cmd, "--version"]);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{cmd} --version: {stderr}");
+        assert!(stdout.trim().ends_with(expected), "{cmd}: {stdout}");
+    }
+}
+
+#[test]
+fn kubectl_complete_plugin_answers_the_cobra_protocol() {
+    let out = Command::new(workspace_root().join("target/debug/kubectl_complete-astro"))
+        .args(["__complete", "restore", "--from-b"])
+        .env_clear()
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout, "--from-backup\n:4\n");
 }
