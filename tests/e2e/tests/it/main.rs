@@ -1,6 +1,7 @@
 //! End-to-end tests, one module per command.
 
 mod backup;
+mod dbconn;
 mod fixtures;
 mod fixtures_pg;
 mod harness;
