@@ -23,9 +23,14 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Runs dbconn against `cluster`.
+fn dbc(cluster: &FakeCluster, args: &[&str]) -> Output {
+    run(dbconn(), args, cluster)
+}
+
 /// Runs dbconn and insists it succeeded.
 fn ok(cluster: &FakeCluster, args: &[&str]) -> String {
-    let out = run(&dbconn(), args, cluster);
+    let out = dbc(cluster, args);
     assert!(
         out.status.success(),
         "dbconn {args:?} failed ({:?}):\n{}\n{}",
@@ -134,7 +139,7 @@ fn uri_of_schema_form_connects_with_search_path() {
     assert_eq!(psql_ok(uri, None, "show search_path"), "houston$default");
 
     // Without --show-secrets the URI has no password at all and still works with PGPASSWORD.
-    let out = run(&dbconn(), &["--uri"], &cluster);
+    let out = dbc(&cluster, &["--uri"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let bare = stdout(&out);
     assert!(!bare.contains("Sup3r"), "{bare}");
@@ -150,7 +155,7 @@ fn uri_of_schema_form_connects_with_search_path() {
 #[test]
 fn uri_of_placeholder_falls_back_to_bootstrap() {
     let cluster = cluster_with(&["placeholder"]);
-    let out = run(&dbconn(), ["--platform-namespace", NS], &cluster);
+    let out = dbc(&cluster, &["--platform-namespace", NS]);
     assert!(out.status.success(), "{}", stderr(&out));
     let summary = stdout(&out);
     assert!(summary.contains("astronomer-bootstrap"), "{summary}");
@@ -224,10 +229,9 @@ fn uri_keeps_sslmode_require() {
 fn uri_with_percent_encoded_password() {
     // quiet-nebula-3391's password is `qN3b@l:a/5%x#y?z`; its metadata secret is direct.
     let cluster = cluster();
-    let out = run(
-        &dbconn(),
-        &["--release", "quiet-nebula-3391", "--uri", "--show-secrets"],
+    let out = dbc(
         &cluster,
+        &["--release", "quiet-nebula-3391", "--uri", "--show-secrets"],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let uri = stdout(&out);
@@ -352,11 +356,7 @@ fn command_local_returns_the_fixture_count() {
     assert_eq!(json[0]["rows"][0][0], expected.to_string());
 
     // A failing statement: psql-like message, exit 1, nothing leaked.
-    let out = run(
-        &dbconn(),
-        &["-c", "select * from no_such_table", "--local"],
-        &cluster,
-    );
+    let out = dbc(&cluster, &["-c", "select * from no_such_table", "--local"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("no_such_table"), "{}", stderr(&out));
 }
@@ -482,11 +482,7 @@ fn client_pod_and_secret_are_deleted_after_a_start_timeout() {
     let cluster = cluster();
     cluster.clear_requests();
     // No kubelet runs the pod in this cluster, so starting times out: an error path.
-    let out = run(
-        &dbconn(),
-        &["-c", "select 1", "--pod-timeout", "2"],
-        &cluster,
-    );
+    let out = dbc(&cluster, &["-c", "select 1", "--pod-timeout", "2"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("did not start within 2s"),
@@ -578,11 +574,7 @@ fn assert_created_then_deleted(cluster: &FakeCluster) {
 #[test]
 fn command_in_client_pod_succeeds_and_cleans_up() {
     let cluster = cluster_with_kubelet();
-    let out = run(
-        &dbconn(),
-        ["-c", r#"select count(*) from "Deployment""#],
-        &cluster,
-    );
+    let out = dbc(&cluster, &["-c", r#"select count(*) from "Deployment""#]);
     assert!(out.status.success(), "{}", stderr(&out));
     let expected = fixture_deployment_count("astronomer_houston");
     let text = stdout(&out);
@@ -604,7 +596,7 @@ fn command_in_client_pod_succeeds_and_cleans_up() {
 #[test]
 fn command_in_client_pod_fails_and_cleans_up() {
     let cluster = cluster_with_kubelet();
-    let out = run(&dbconn(), ["-c", "select * from no_such_table"], &cluster);
+    let out = dbc(&cluster, &["-c", "select * from no_such_table"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("no_such_table"), "{err}");
@@ -978,7 +970,7 @@ fn bad_inputs_give_clear_errors_and_exit_codes() {
     for case in &cases {
         let cluster = cluster();
         (case.setup)(&cluster);
-        let out = run(&dbconn(), case.args, &cluster);
+        let out = dbc(&cluster, case.args);
         let (so, se) = (stdout(&out), stderr(&out));
         assert_eq!(
             out.status.code(),
@@ -1032,7 +1024,7 @@ fn no_fixture_secret_is_printed_without_show_secrets() {
         &["--release", "quiet-nebula-3391", "--shell", "--dry-run"],
     ];
     for args in modes {
-        let out = run(&dbconn(), *args, &cluster);
+        let out = dbc(&cluster, args);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
         assert_no_fixture_secret(
             &format!("dbconn {args:?}"),
@@ -1041,7 +1033,7 @@ fn no_fixture_secret_is_printed_without_show_secrets() {
     }
     // With --show-secrets they do appear: the scan above can find them.
     let shown = |args: &[&str]| {
-        let out = run(&dbconn(), args, &cluster);
+        let out = dbc(&cluster, args);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
         stdout(&out)
     };
