@@ -47,6 +47,10 @@ pub struct Cli {
 pub enum Command {
     /// Only clear `deletedAt` of a soft-deleted deployment in Houston (runbook step 7).
     Undelete(UndeleteArgs),
+    /// Point the platform and every deployment at a new database endpoint (runbook step 12).
+    Endpoint(crate::endpoint::EndpointArgs),
+    /// Restore the whole platform from a backup, then optionally move the endpoint (steps 9-12).
+    Platform(crate::platform_restore::PlatformArgs),
 }
 
 /// Flags for steps that change something.
@@ -132,6 +136,8 @@ pub struct UndeleteArgs {
 pub async fn run(cli: Cli) -> Result<ExitStatus> {
     match cli.command {
         Some(Command::Undelete(args)) => run_undelete(&cli.global, &args).await,
+        Some(Command::Endpoint(args)) => crate::endpoint::run(&cli.global, &args).await,
+        Some(Command::Platform(args)) => crate::platform_restore::run(&cli.global, &args).await,
         None => run_restore(&cli.global, &cli.restore).await,
     }
 }
