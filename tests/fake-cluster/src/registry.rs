@@ -70,6 +70,18 @@ impl ResourceType {
             }));
         }
         for sub in &self.extra_subresources {
+            if *sub == "scale" {
+                out.push(json!({
+                    "name": format!("{}/scale", self.plural),
+                    "singularName": "",
+                    "namespaced": self.namespaced,
+                    "group": "autoscaling",
+                    "version": "v1",
+                    "kind": "Scale",
+                    "verbs": ["get", "patch", "update"],
+                }));
+                continue;
+            }
             out.push(json!({
                 "name": format!("{}/{}", self.plural, sub),
                 "singularName": "",
@@ -318,10 +330,10 @@ pub(crate) fn builtins() -> Vec<ResourceType> {
             short_names: b.short.iter().map(|s| (*s).to_string()).collect(),
             categories: if b.all { vec!["all".into()] } else { vec![] },
             status_subresource: b.status,
-            extra_subresources: if b.kind == "Pod" {
-                vec!["log", "exec", "attach"]
-            } else {
-                vec![]
+            extra_subresources: match b.kind {
+                "Pod" => vec!["log", "exec", "attach"],
+                "Deployment" | "StatefulSet" | "ReplicaSet" => vec!["scale"],
+                _ => vec![],
             },
             validator: None,
             schema: None,

@@ -136,6 +136,33 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .await
         .unwrap_or_default();
 
+    // Protobuf is not spoken here; 415 makes client-go fall back to JSON.
+    if content_type
+        .as_deref()
+        .is_some_and(|c| c.contains("protobuf"))
+    {
+        let e = ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {})",
+                content_type.as_deref().unwrap_or("")
+            ),
+        );
+        let response = error_response(&e);
+        record(
+            &shared,
+            RequestRecord {
+                method: method.to_string(),
+                path,
+                query: query_str,
+                content_type,
+                status: 415,
+                watch,
+            },
+        );
+        return response;
+    }
     let (latency, injected) = pre_faults(&shared, &method, &path);
     if let Some(d) = latency {
         tokio::time::sleep(d).await;
@@ -444,7 +471,7 @@ fn route(
                     Err(e) => return error_response(&e),
                 };
                 if matches!(query.get("watch").map(String::as_str), Some("true" | "1")) {
-                    return start_watch(shared, t, ns, labels, fields, query);
+                    return start_watch(shared, t, ns, labels, fields, query, table);
                 }
                 list(shared, t, &ns, labels, fields, query, table)
             }
@@ -505,6 +532,13 @@ fn route(
         },
         Target::Object { t, ns, name, sub } => {
             let sub = sub.as_deref();
+            if sub == Some("scale")
+                && lock(&shared.store).types[t]
+                    .extra_subresources
+                    .contains(&"scale")
+            {
+                return scale(shared, method, t, &ns, &name, content_type, &body);
+            }
             if let Some(s) = sub
                 && s != "status"
             {
@@ -519,7 +553,15 @@ fn route(
                     if matches!(query.get("watch").map(String::as_str), Some("true" | "1")) {
                         let fields = FieldSelector::parse(&format!("metadata.name={name}"))
                             .unwrap_or_default();
-                        return start_watch(shared, t, ns, LabelSelector::default(), fields, query);
+                        return start_watch(
+                            shared,
+                            t,
+                            ns,
+                            LabelSelector::default(),
+                            fields,
+                            query,
+                            table,
+                        );
                     }
                     let st = lock(&shared.store);
                     match st.get(t, &ns, &name) {
@@ -581,6 +623,81 @@ fn route(
                 )),
             }
         }
+    }
+}
+
+/// The `autoscaling/v1` Scale view of a workload.
+fn scale_of(obj: &Value) -> Value {
+    let labels = obj
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let meta = &obj["metadata"];
+    json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"]},
+        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1))},
+        "status": {"replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)), "selector": labels}})
+}
+
+/// GET/PUT/PATCH of `…/scale`: reads or sets `spec.replicas` of the workload.
+fn scale(
+    shared: &Shared,
+    method: &Method,
+    t: usize,
+    ns: &str,
+    name: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Response {
+    let mut st = lock(&shared.store);
+    let Some(obj) = st.get(t, ns, name) else {
+        return error_response(&ApiError::not_found(&st.types[t], name));
+    };
+    let current = scale_of(&obj);
+    let wanted = match *method {
+        Method::GET => return json_response(200, &current),
+        Method::PUT => parse_body(body),
+        Method::PATCH => crate::patch::apply(
+            content_type.unwrap_or("application/merge-patch+json"),
+            &current,
+            body,
+        )
+        .map_err(|m| ApiError::new(422, "Invalid", m)),
+        _ => Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            format!("{method} is not supported on scale"),
+        )),
+    };
+    let wanted = match wanted {
+        Ok(w) => w,
+        Err(e) => return error_response(&e),
+    };
+    let Some(replicas) = wanted.pointer("/spec/replicas").and_then(Value::as_i64) else {
+        return error_response(&ApiError::new(
+            422,
+            "Invalid",
+            "spec.replicas: Required value",
+        ));
+    };
+    let mut updated = (*obj).clone();
+    updated["spec"]["replicas"] = json!(replicas);
+    if let Some(rv) = wanted
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+    {
+        updated["metadata"]["resourceVersion"] = json!(rv);
+    }
+    match st.update(t, ns, name, updated, None, false) {
+        Ok(o) => json_response(200, &scale_of(&o)),
+        Err(e) => error_response(&e),
     }
 }
 
@@ -739,7 +856,6 @@ fn list(
     let mut meta = json!({"resourceVersion": page.resource_version.to_string()});
     if let Some(c) = &page.continue_token {
         meta["continue"] = json!(c);
-        meta["remainingItemCount"] = json!(page.remaining.unwrap_or(0));
     }
     let mut out = Vec::with_capacity(256 + page.items.len() * 512);
     out.extend_from_slice(
@@ -811,7 +927,9 @@ fn start_watch(
     labels: LabelSelector,
     fields: FieldSelector,
     query: &HashMap<String, String>,
+    table: bool,
 ) -> Response {
+    let query = query.clone();
     let timeout = query
         .get("timeoutSeconds")
         .and_then(|s| s.parse::<u64>().ok())
@@ -850,6 +968,24 @@ fn start_watch(
             .map(|ms| started + Duration::from_millis(ms));
         let drop_after_events = drop.and_then(|(n, _)| n);
         let mut sent = 0u32;
+        // `kubectl get -w` asks for Tables: one row per event, columns only in the first.
+        let render = |obj: &Arc<Value>, first: bool| -> Value {
+            if !table {
+                return (**obj).clone();
+            }
+            let st = lock(&shared.store);
+            let mut t = crate::table::table(
+                &st.types[filter.t],
+                std::slice::from_ref(obj),
+                None,
+                st.resource_version(),
+                &query,
+            );
+            if !first && let Some(m) = t.as_object_mut() {
+                m.remove("columnDefinitions");
+            }
+            t
+        };
         let (mut changes, mut last, initial, gone, kind, api_version) = {
             let st = lock(&shared.store);
             let changes = st.subscribe();
@@ -915,7 +1051,11 @@ fn start_watch(
             )
         };
         for obj in initial {
-            if tx.send(Ok(event_line("ADDED", &obj))).await.is_err() {
+            if tx
+                .send(Ok(event_line("ADDED", &render(&obj, sent == 0))))
+                .await
+                .is_err()
+            {
                 return;
             }
             sent += 1;
@@ -954,7 +1094,11 @@ fn start_watch(
                 }
                 Ok(events) => {
                     for (kind, obj) in events {
-                        if tx.send(Ok(event_line(kind, &obj))).await.is_err() {
+                        if tx
+                            .send(Ok(event_line(kind, &render(&obj, sent == 0))))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                         sent += 1;

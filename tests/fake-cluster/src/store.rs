@@ -128,7 +128,6 @@ pub(crate) struct ListPage {
     pub items: Vec<Arc<Value>>,
     pub resource_version: u64,
     pub continue_token: Option<String>,
-    pub remaining: Option<u64>,
 }
 
 /// All cluster state.
@@ -386,7 +385,6 @@ impl Store {
         let mut last: Option<&Key> = None;
         let mut more = false;
         let limit = q.limit.filter(|l| *l > 0);
-        let mut remaining = 0u64;
         for (k, v) in map.range((start, Bound::Unbounded)) {
             if let Some(ns) = ns
                 && k.0 != ns
@@ -399,9 +397,10 @@ impl Store {
             if let Some(l) = limit
                 && items.len() >= l
             {
+                // One more match is enough to hand out a continue token; counting the rest
+                // would make paging through n items O(n²).
                 more = true;
-                remaining += 1;
-                continue;
+                break;
             }
             items.push(v.clone());
             last = Some(k);
@@ -416,7 +415,6 @@ impl Store {
         Ok(ListPage {
             items,
             resource_version: self.rv,
-            remaining: continue_token.as_ref().map(|_| remaining),
             continue_token,
         })
     }
@@ -435,6 +433,12 @@ impl Store {
         let ty = &self.types[t];
         if ty.kind == "Secret" && ty.group.is_empty() {
             convert_string_data(obj);
+            if obj
+                .get("type")
+                .is_none_or(|t| t.as_str().is_none_or(str::is_empty))
+            {
+                obj["type"] = json!("Opaque");
+            }
         }
         if ty.kind == "Namespace" && obj.pointer("/status/phase").is_none() {
             obj["status"] = json!({"phase": "Active"});

@@ -87,6 +87,31 @@ fn kubectl_gets_and_lists() {
         kubectl(
             &bin,
             &cluster,
+            &[
+                "-n",
+                "astronomer",
+                "scale",
+                "deploy",
+                "astronomer-houston",
+                "--replicas=0",
+            ],
+        );
+        assert_eq!(
+            cluster
+                .get(
+                    "apps/v1",
+                    "Deployment",
+                    Some("astronomer"),
+                    "astronomer-houston"
+                )
+                .unwrap()["spec"]["replicas"],
+            0
+        );
+        cluster.apply(serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "astronomer-houston", "namespace": "astronomer"}, "spec": {"replicas": 2}}));
+        kubectl(
+            &bin,
+            &cluster,
             &["label", "ns", "velero", "checked=yes", "--overwrite"],
         );
         assert_eq!(
