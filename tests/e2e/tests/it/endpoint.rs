@@ -710,3 +710,64 @@ fn platform_restore_refuses_unusable_backup_and_keeps_read_write_on_request() {
         1
     );
 }
+
+#[test]
+fn renamed_platform_release_is_detected() {
+    let cluster = start(&["renamed-release"], vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_move(&cluster, &dir.path().join("o.json"), &["-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: Value =
+        serde_json::from_slice(&out.stdout).expect("-o json prints one JSON document");
+    assert_eq!(report["new_endpoint"], format!("{NEW_HOST}:5433"));
+    assert!(
+        secret_value(
+            &cluster,
+            "astronomer",
+            "astro-houston-backend",
+            "connection"
+        )
+        .contains(&format!("@{NEW_HOST}:5433/astro_houston")),
+    );
+    let restarted: Vec<&str> = report["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["role"] == "restart" && c["outcome"] == "patched")
+        .filter_map(|c| c["object"].as_str())
+        .collect();
+    assert!(
+        restarted.contains(&"Deployment astronomer/astro-houston"),
+        "{restarted:?}"
+    );
+    assert!(
+        restarted.contains(&"StatefulSet astronomer/astro-prometheus"),
+        "{restarted:?}"
+    );
+}
+
+#[test]
+fn placeholder_houston_backend_is_left_for_the_bootstrapper() {
+    let cluster = start(&["placeholder"], vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_move(&cluster, &dir.path().join("o.json"), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        secret_value(
+            &cluster,
+            "astronomer",
+            "astronomer-houston-backend",
+            "connection"
+        ),
+        "k3Zq9"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("placeholder"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        secret_value(&cluster, "astronomer", "astronomer-bootstrap", "connection")
+            .contains(&format!("@{NEW_HOST}:5433"))
+    );
+}
