@@ -27,7 +27,6 @@ use crate::velero::Restore;
     name = "kubectl-astro-restore",
     version,
     about = "Restore an Airflow deployment from a Velero backup and undelete it in Houston",
-    args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
 pub struct Cli {
@@ -118,6 +117,24 @@ pub struct RestoreArgs {
     pub change: ChangeArgs,
 }
 
+impl RestoreArgs {
+    /// Whether any flag of `restore RELEASE` was given (they do not apply to subcommands).
+    pub fn has_restore_flags(&self) -> bool {
+        self.from_backup.is_some()
+            || self.from_schedule.is_some()
+            || self.namespace.is_some()
+            || self.namespace_mapping.is_some()
+            || self.existing_resource_policy.is_some()
+            || self.allow_partially_failed
+            || self.list_backups
+            || self.wait_for_namespace
+            || self.no_undelete
+            || self.verify
+            || self.change.dry_run
+            || self.change.yes
+    }
+}
+
 /// `kubectl astro restore undelete RELEASE`.
 #[derive(Debug, Clone, Args)]
 pub struct UndeleteArgs {
@@ -134,6 +151,12 @@ pub struct UndeleteArgs {
 
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> Result<ExitStatus> {
+    if cli.command.is_some() && cli.restore.has_restore_flags() {
+        return Err(Error::usage(
+            "flags of `restore RELEASE` were given before a subcommand",
+            "put the subcommand's own flags after it, e.g. `kubectl astro restore undelete RELEASE --yes`",
+        ));
+    }
     match cli.command {
         Some(Command::Undelete(args)) => run_undelete(&cli.global, &args).await,
         Some(Command::Endpoint(args)) => crate::endpoint::run(&cli.global, &args).await,
@@ -389,15 +412,21 @@ async fn run_restore(global: &GlobalArgs, args: &RestoreArgs) -> Result<ExitStat
     };
 
     // Houston first: it names the namespace and decides the undelete before anything changes.
-    let view = match houston_view(&kube, global, &release).await {
-        Ok(v) => Some(v),
-        Err(e) if args.no_undelete || args.list_backups => {
-            note(format!(
-                "warning: Houston not read ({e}); continuing without it"
-            ));
-            None
+    let skip_houston = args.no_undelete && args.namespace.is_some();
+    // With --no-undelete and --namespace, Houston has nothing to tell us.
+    let view = if skip_houston {
+        None
+    } else {
+        match houston_view(&kube, global, &release).await {
+            Ok(v) => Some(v),
+            Err(e) if args.no_undelete || args.list_backups => {
+                note(format!(
+                    "warning: Houston not read ({e}); continuing without it"
+                ));
+                None
+            }
+            Err(e) => return Err(e),
         }
-        Err(e) => return Err(e),
     };
     let mut undelete = false;
     if let Some(v) = &view {
@@ -781,6 +810,28 @@ mod tests {
         .unwrap();
         assert!(matches!(cli.command, Some(Command::Undelete(ref a)) if a.change.dry_run));
         assert!(Cli::try_parse_from(["kubectl-astro-restore"]).is_err());
+        // Global flags may come before the subcommand, as kubectl users type them.
+        let cli = Cli::try_parse_from([
+            "kubectl-astro-restore",
+            "--kubeconfig",
+            "/k",
+            "undelete",
+            "celestial-zenith-1234",
+        ])
+        .unwrap();
+        assert!(
+            matches!(cli.command, Some(Command::Undelete(ref a)) if a.release == "celestial-zenith-1234")
+        );
+        // Restore flags do not mix with a subcommand.
+        let cli = Cli::try_parse_from([
+            "kubectl-astro-restore",
+            "--from-backup",
+            "b",
+            "undelete",
+            "x",
+        ])
+        .unwrap();
+        assert!(cli.restore.has_restore_flags());
         assert!(
             Cli::try_parse_from([
                 "kubectl-astro-restore",

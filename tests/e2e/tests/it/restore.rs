@@ -3,74 +3,33 @@
 
 use astro::houston::{self, DeploymentStatus, HoustonError, UndeletePlan, WorkspaceColumn};
 use astro::release::ReleaseName;
-use tokio_postgres::{Client, NoTls};
-
-/// Connection settings of the throwaway server (`scripts/test-postgres start`).
-fn pg_env(key: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| {
-        panic!("{key} is not set: run `scripts/test-postgres start` and source target/test-postgres.env")
-    })
-}
+use tokio_postgres::Client;
 
 async fn connect(db: &str) -> Client {
-    let config = format!(
-        "host={} port={} user={} password='{}' dbname={db}",
-        pg_env("ASTRO_TEST_PG_HOST"),
-        pg_env("ASTRO_TEST_PG_PORT"),
-        pg_env("ASTRO_TEST_PG_USER"),
-        pg_env("ASTRO_TEST_PG_PASSWORD").replace('\'', "\\'"),
-    );
-    let (client, conn) = tokio_postgres::connect(&config, NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connect to {db}: {e}"));
-    tokio::spawn(conn);
-    client
+    e2e_tests::pg().connect(db).await
 }
 
 /// A private copy of a fixture Houston database, so an undelete in one test does not
-/// change what another test sees. Dropped when the test ends.
+/// change what another test sees. Dropped when the test ends (also on panic).
 struct HoustonCopy {
     name: String,
 }
 
 impl HoustonCopy {
-    async fn new(template: &str, tag: &str) -> Self {
-        let name = format!("t_restore_{tag}_{}", std::process::id());
-        let admin = connect("postgres").await;
-        admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\""))
-            .await
-            .unwrap();
-        // CREATE DATABASE … TEMPLATE fails while another session is connected to the
-        // template (other tests read it); retry briefly.
-        let mut last = None;
-        for _ in 0..100 {
-            match admin
-                .batch_execute(&format!(
-                    "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""
-                ))
-                .await
-            {
-                Ok(()) => return HoustonCopy { name },
-                Err(e) => last = Some(e),
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    fn new(template: &str) -> Self {
+        HoustonCopy {
+            name: e2e_tests::pg().clone_database(template),
         }
-        panic!("cannot copy {template}: {last:?}");
     }
 
     async fn client(&self) -> Client {
         connect(&self.name).await
     }
+}
 
-    async fn drop_db(self) {
-        let admin = connect("postgres").await;
-        let _ = admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            ))
-            .await;
+impl Drop for HoustonCopy {
+    fn drop(&mut self) {
+        e2e_tests::pg().drop_database(&self.name);
     }
 }
 
@@ -104,7 +63,7 @@ async fn deleted_at(client: &Client, release: &str) -> Option<String> {
 
 #[tokio::test]
 async fn undelete_soft_deleted_changes_one_row_and_keeps_role_bindings() {
-    let db = HoustonCopy::new("astronomer_houston", "celestial").await;
+    let db = HoustonCopy::new("astronomer_houston");
     let mut client = db.client().await;
     let release = rel("celestial-zenith-1234");
     let columns = houston::collect_columns(&client).await.unwrap();
@@ -149,7 +108,7 @@ async fn undelete_soft_deleted_changes_one_row_and_keeps_role_bindings() {
     let e = houston::undelete(&mut client, &release).await.unwrap_err();
     assert!(matches!(e, HoustonError::RowCount { rows: 0, .. }), "{e}");
     drop(client);
-    db.drop_db().await;
+    drop(db);
 }
 
 #[tokio::test]
@@ -209,7 +168,7 @@ async fn workspace_gone_is_refused_and_old_delete_warned() {
 
 #[tokio::test]
 async fn variant_c_schema_uses_the_workspace_column() {
-    let db = HoustonCopy::new(VARIANT_C_DB, "variantc").await;
+    let db = HoustonCopy::new(VARIANT_C_DB);
     let mut client = db.client().await;
     let columns = houston::collect_columns(&client).await.unwrap();
     assert_eq!(columns.workspace, Some(WorkspaceColumn::Workspace));
@@ -228,7 +187,7 @@ async fn variant_c_schema_uses_the_workspace_column() {
     );
     assert_eq!(deleted_at(&client, "celestial-zenith-1234").await, None);
     drop(client);
-    db.drop_db().await;
+    drop(db);
 }
 
 #[tokio::test]
@@ -240,3 +199,511 @@ async fn not_houston_database_is_refused() {
 
 /// The variant C (0.16, Prisma 1) Houston database of the fixtures.
 const VARIANT_C_DB: &str = "legacy_houston";
+
+// ---------------------------------------------------------------------------------------
+// The binary against the fake cluster (+ the real PostgreSQL for Houston).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use fake_cluster::{FakeCluster, Fault, Options, VeleroKind, VeleroOutcome};
+use serde_json::{Value, json};
+
+fn restore_bin() -> PathBuf {
+    let bin = e2e_tests::workspace_root().join("target/debug/kubectl-astro-restore");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --workspace` first",
+        bin.display()
+    );
+    bin
+}
+
+/// A fake cluster holding the rendered fixtures (platform + `variants`), with the Houston
+/// secret pointing at `houston_db` when given, plus `extra` objects.
+struct Sandbox {
+    cluster: FakeCluster,
+    _dir: tempfile::TempDir,
+}
+
+fn sandbox(variants: &[&str], houston_db: Option<(&str, &str)>, extra: Vec<Value>) -> Sandbox {
+    let pg = e2e_tests::pg();
+    let mut objects =
+        e2e_tests::render_fixtures(variants, &e2e_tests::db_substitutions(&pg.host, pg.port));
+    if let Some((from, to)) = houston_db {
+        for o in &mut objects {
+            if o["kind"] == "Secret" && o["metadata"]["name"] == "astronomer-houston-backend" {
+                let text = o
+                    .to_string()
+                    .replace(&format!("/{from}"), &format!("/{to}"));
+                *o = serde_json::from_str(&text).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    e2e_tests::write_manifests(&objects, dir.path());
+    // One file per 500 extra objects (the YAML reader caps documents per file).
+    for (i, chunk) in extra.chunks(500).enumerate() {
+        let sub = dir.path().join(format!("extra-{i:02}"));
+        std::fs::create_dir(&sub).unwrap();
+        e2e_tests::write_manifests(chunk, &sub);
+    }
+    let cluster = FakeCluster::start(Options {
+        manifest_dirs: vec![dir.path().to_path_buf()],
+        crd_dir: Some(e2e_tests::velero_crd_dir()),
+        simulate_velero: true,
+        velero_step: Some(std::time::Duration::from_millis(50)),
+        ..Options::default()
+    })
+    .expect("fake cluster starts");
+    Sandbox { cluster, _dir: dir }
+}
+
+fn run(sandbox: &Sandbox, args: &[&str]) -> Output {
+    let mut cmd = Command::new(restore_bin());
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .arg("--kubeconfig")
+        .arg(sandbox.cluster.kubeconfig_path())
+        .args(args);
+    let out = e2e_tests::output(cmd);
+    e2e_tests::assert_no_secrets(&out);
+    out
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn restores(sandbox: &Sandbox) -> Vec<Value> {
+    sandbox
+        .cluster
+        .list("velero.io/v1", "Restore", Some("velero"))
+}
+
+/// A fixture backup name shifted to today, as the rendered fixtures have it.
+fn shifted(name: &str) -> String {
+    e2e_tests::shift_dates(name, e2e_tests::days_since_fixture_today())
+}
+
+#[test]
+fn restore_soft_deleted_deployment_end_to_end() {
+    let db = HoustonCopy::new("astronomer_houston");
+    let sb = sandbox(&[], Some(("astronomer_houston", &db.name)), vec![]);
+    let out = run(&sb, &["celestial-zenith-1234", "--yes"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    let expected = shifted("astro-nightly-20261122010000");
+    assert!(all.contains(&format!("backup: {expected}")), "{all}");
+    assert!(
+        all.contains("platform namespace + '-' + release name"),
+        "{all}"
+    );
+    let r = restores(&sb);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0]["spec"]["backupName"], json!(expected));
+    assert_eq!(
+        r[0]["spec"]["includedNamespaces"],
+        json!(["astronomer-celestial-zenith-1234"])
+    );
+    assert_eq!(r[0]["status"]["phase"], "Completed");
+    let pg = e2e_tests::pg();
+    assert_eq!(
+        pg.query_one(
+            &db.name,
+            r#"SELECT count(*) FROM "houston$default"."Deployment" WHERE "releaseName" = 'celestial-zenith-1234' AND "deletedAt" IS NULL"#
+        )
+        .as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        pg.query_one(
+            &db.name,
+            r#"SELECT count(*) FROM "houston$default"."RoleBinding" WHERE "deploymentId" = 'ckoy0d2mm000401l5e5f6g7h8'"#
+        )
+        .as_deref(),
+        Some("1")
+    );
+    // The other soft-deleted deployment is untouched.
+    assert!(
+        pg.query_one(
+            &db.name,
+            r#"SELECT "deletedAt"::text FROM "houston$default"."Deployment" WHERE "releaseName" = 'boreal-aphelion-0042'"#
+        )
+        .is_some()
+    );
+}
+
+#[test]
+fn hard_deleted_refused_before_anything_changes() {
+    let sb = sandbox(&[], None, vec![]);
+    let out = run(&sb, &["gusty-perihelion-7311", "--yes"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{all}");
+    assert!(all.contains("hard-deleted"), "{all}");
+    assert!(all.contains("database restore"), "{all}");
+    assert!(restores(&sb).is_empty());
+}
+
+#[test]
+fn undelete_subcommand_outcomes() {
+    let db = HoustonCopy::new("astronomer_houston");
+    let sb = sandbox(&[], Some(("astronomer_houston", &db.name)), vec![]);
+    let out = run(&sb, &["undelete", "weightless-meteor-5042"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("nothing to do"), "{}", text(&out));
+
+    let out = run(&sb, &["undelete", "boreal-aphelion-0042", "--yes"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{all}");
+    assert!(all.contains("ckoy0e0ws000601l5zzzzzzzz"), "{all}");
+    assert!(all.contains("--force"), "{all}");
+
+    let out = run(&sb, &["undelete", "celestial-zenith-1234", "--dry-run"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains(r#"SET "deletedAt" = NULL"#), "{all}");
+    // No TTY and no --yes: refused, nothing changed.
+    let out = run(&sb, &["undelete", "celestial-zenith-1234"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let pg = e2e_tests::pg();
+    let still_deleted =
+        r#"SELECT count(*) FROM "houston$default"."Deployment" WHERE "deletedAt" IS NOT NULL"#;
+    assert_eq!(pg.query_one(&db.name, still_deleted).as_deref(), Some("2"));
+
+    let out = run(
+        &sb,
+        &[
+            "undelete",
+            "boreal-aphelion-0042",
+            "--yes",
+            "--force",
+            "-o",
+            "json",
+        ],
+    );
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("14 days"), "{all}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["rowsChanged"], 1);
+    assert_eq!(pg.query_one(&db.name, still_deleted).as_deref(), Some("1"));
+}
+
+#[test]
+fn variant_c_undelete_through_the_binary() {
+    let db = HoustonCopy::new(VARIANT_C_DB);
+    let sb = sandbox(&["variant-c"], Some((VARIANT_C_DB, &db.name)), vec![]);
+    let out = run(&sb, &["undelete", "celestial-zenith-1234", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        e2e_tests::pg()
+            .query_one(
+                &db.name,
+                r#"SELECT count(*) FROM "houston$default"."Deployment" WHERE "deletedAt" IS NULL AND "releaseName" = 'celestial-zenith-1234'"#
+            )
+            .as_deref(),
+        Some("1")
+    );
+}
+
+fn backup(name: &str, phase: &str, started: &str, included: &[&str]) -> Value {
+    json!({
+        "apiVersion": "velero.io/v1", "kind": "Backup",
+        "metadata": {"name": name, "namespace": "velero", "labels": {"velero.io/storage-location": "default"}},
+        "spec": {"includedNamespaces": included, "storageLocation": "default", "ttl": "720h0m0s"},
+        "status": {"phase": phase, "startTimestamp": started, "completionTimestamp": started}
+    })
+}
+
+#[test]
+fn pool_namespace_from_houston_column_or_flag() {
+    let now = jiff::Timestamp::now();
+    let started = (now - jiff::SignedDuration::from_hours(2)).to_string();
+    let dt = backup("dt-prod-manual", "Completed", &started, &["data-team-prod"]);
+    let sb = sandbox(&["variant-d"], None, vec![dt]);
+    let out = run(&sb, &["dt-prod", "--dry-run", "-o", "json"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["namespace"]["name"], "data-team-prod");
+    assert_eq!(report["namespace"]["rule"], "houston");
+    assert_eq!(report["backup"], "dt-prod-manual");
+    assert_eq!(
+        report["restoreObject"]["spec"]["includedNamespaces"],
+        json!(["data-team-prod"])
+    );
+    // The namespace exists: the dry run says existing objects are skipped.
+    assert!(all.contains("will be skipped"), "{all}");
+
+    let out = run(
+        &sb,
+        &[
+            "dt-prod",
+            "--namespace",
+            "data-team-prod",
+            "--no-undelete",
+            "--dry-run",
+        ],
+    );
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("given with --namespace"), "{all}");
+    assert!(all.contains("backupName: dt-prod-manual"), "{all}");
+    assert!(restores(&sb).is_empty(), "dry runs create nothing");
+}
+
+#[test]
+fn refusals_each_with_their_own_message_and_code() {
+    let sb = sandbox(&[], None, vec![]);
+    let case = |args: &[&str], code: i32, needle: &str| {
+        let out = run(&sb, args);
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {all}");
+        assert!(
+            all.contains(needle),
+            "{args:?}: expected {needle:?} in {all}"
+        );
+    };
+    // Existing namespace, no TTY, no --yes / policy.
+    case(
+        &["weightless-meteor-5042", "--no-undelete"],
+        3,
+        "already exists: objects already in it are skipped",
+    );
+    // Missing backup.
+    case(
+        &[
+            "celestial-zenith-1234",
+            "--no-undelete",
+            "--from-backup",
+            "no-such-backup",
+            "--yes",
+        ],
+        2,
+        "backup no-such-backup not found",
+    );
+    // Failed backup.
+    let failed = shifted("astro-manual-20261122050000");
+    case(
+        &[
+            "celestial-zenith-1234",
+            "--no-undelete",
+            "--from-backup",
+            &failed,
+            "--yes",
+        ],
+        3,
+        "cannot be restored from: it is Failed",
+    );
+    // Namespace in no backup.
+    case(
+        &[
+            "celestial-zenith-1234",
+            "--no-undelete",
+            "--namespace",
+            "astronomer-nowhere",
+            "--yes",
+        ],
+        3,
+        "no usable backup contains namespace astronomer-nowhere",
+    );
+    // Named backup that does not hold the namespace.
+    let newest = shifted("astro-nightly-20261124010000");
+    case(
+        &[
+            "celestial-zenith-1234",
+            "--no-undelete",
+            "--from-backup",
+            &newest,
+            "--yes",
+        ],
+        3,
+        "does not contain namespace astronomer-celestial-zenith-1234",
+    );
+    // Terminating namespace.
+    assert!(
+        sb.cluster
+            .set_namespace_terminating("astronomer-weightless-meteor-5042")
+    );
+    case(
+        &["weightless-meteor-5042", "--no-undelete", "--yes"],
+        3,
+        "is Terminating",
+    );
+    // Unavailable storage location.
+    let mut bsl = sb
+        .cluster
+        .get(
+            "velero.io/v1",
+            "BackupStorageLocation",
+            Some("velero"),
+            "default",
+        )
+        .unwrap();
+    bsl["status"] = json!({"phase": "Unavailable", "message": "NoCredentialProviders: no valid providers in chain"});
+    sb.cluster.apply(bsl);
+    case(
+        &["celestial-zenith-1234", "--no-undelete", "--yes"],
+        3,
+        "is Unavailable: NoCredentialProviders",
+    );
+    assert!(restores(&sb).is_empty(), "no refusal created a Restore");
+}
+
+#[test]
+fn partially_failed_restore_reports_reasons_and_skips_undelete() {
+    let db = HoustonCopy::new("astronomer_houston");
+    let sb = sandbox(&[], Some(("astronomer_houston", &db.name)), vec![]);
+    sb.cluster.velero_set_outcome(
+        VeleroKind::Restore,
+        VeleroOutcome::PartiallyFailed {
+            errors: vec![
+                "error restoring persistentvolumeclaims/redis-db: volume not found".into(),
+            ],
+            warnings: vec![],
+        },
+    );
+    let out = run(&sb, &["celestial-zenith-1234", "--yes"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("PartiallyFailed"), "{all}");
+    assert!(all.contains("volume not found"), "{all}");
+    assert!(all.contains("was not undeleted"), "{all}");
+    assert_eq!(
+        e2e_tests::pg()
+            .query_one(
+                &db.name,
+                r#"SELECT count(*) FROM "houston$default"."Deployment" WHERE "releaseName" = 'celestial-zenith-1234' AND "deletedAt" IS NOT NULL"#
+            )
+            .as_deref(),
+        Some("1")
+    );
+}
+
+#[test]
+fn dropped_watches_do_not_lose_the_outcome() {
+    let sb = sandbox(&[], None, vec![]);
+    sb.cluster.inject(Fault::DropWatches {
+        after_events: Some(1),
+        after_ms: None,
+        times: Some(3),
+    });
+    let out = run(
+        &sb,
+        &[
+            "celestial-zenith-1234",
+            "--no-undelete",
+            "--namespace",
+            "astronomer-celestial-zenith-1234",
+            "--yes",
+            "-o",
+            "json",
+        ],
+    );
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"]["phase"], "Completed", "{all}");
+    let watches = sb.cluster.requests().iter().filter(|r| r.watch).count();
+    assert!(
+        watches >= 2,
+        "the watch was re-established ({watches} watches)"
+    );
+}
+
+/// 2,000 backups, newest first: the newest three do not hold the namespace (two say so
+/// only in their resource lists), the fourth does.
+fn many_backups(ns: &str) -> (Vec<Value>, Vec<Value>, String) {
+    let base = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * 30);
+    let at = |i: i64| (base + jiff::SignedDuration::from_mins(i)).to_string();
+    let mut at_start = vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"platform-release": "astronomer"}}}),
+    ];
+    for i in 0..1996 {
+        // Older backups name other namespaces: decided without downloads.
+        let inc = if i % 2 == 0 { "astronomer" } else { ns };
+        at_start.push(backup(&format!("bulk-{i:04}"), "Completed", &at(i), &[inc]));
+    }
+    let chosen = "bulk-all-1996".to_string();
+    at_start.push(backup(&chosen, "Completed", &at(1996), &["*"]));
+    // Created after start: their resource lists do not hold the namespace.
+    let later = vec![
+        backup("bulk-other-1997", "Completed", &at(1997), &["astronomer"]),
+        backup("bulk-glob-1998", "Completed", &at(1998), &["astronomer-*"]),
+        backup("bulk-all-1999", "Completed", &at(1999), &["*"]),
+    ];
+    (at_start, later, chosen)
+}
+
+#[test]
+fn chooses_among_two_thousand_backups_with_paging_and_few_downloads() {
+    let ns = "astronomer-bulk-restore-0001";
+    let (at_start, later, chosen) = many_backups(ns);
+    let sb = sandbox(&[], None, at_start);
+    for b in later {
+        sb.cluster.apply(b);
+    }
+    // The namespace was deleted after the older backups ran.
+    sb.cluster.delete("v1", "Namespace", None, ns);
+    sb.cluster.clear_requests();
+    let out = run(
+        &sb,
+        &[
+            "bulk-restore-0001",
+            "--no-undelete",
+            "--namespace",
+            ns,
+            "--dry-run",
+            "-o",
+            "json",
+        ],
+    );
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["backup"], json!(chosen), "{all}");
+    let requests = sb.cluster.requests();
+    let lists: Vec<_> = requests
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/backups") && !r.watch)
+        .collect();
+    assert!(
+        lists.len() >= 4,
+        "2,000 backups need at least 4 pages: {lists:?}"
+    );
+    assert!(
+        lists.iter().all(|r| r.query.contains("limit=500")),
+        "{lists:?}"
+    );
+    assert!(
+        lists.iter().skip(1).all(|r| r.query.contains("continue=")),
+        "{lists:?}"
+    );
+    let downloads: Vec<_> = requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/downloadrequests"))
+        .collect();
+    // bulk-all-1999 and bulk-glob-1998 (no), bulk-all-1996 (yes); bulk-other-1997 needs none.
+    assert_eq!(downloads.len(), 3, "{downloads:?}");
+    let listed: Vec<String> = sb
+        .cluster
+        .list("velero.io/v1", "DownloadRequest", Some("velero"))
+        .iter()
+        .map(|d| {
+            d["spec"]["target"]["name"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        listed.is_empty(),
+        "download requests are cleaned up: {listed:?}"
+    );
+}
