@@ -700,25 +700,28 @@ mod fixture_platform {
         );
     }
 
-    /// `backup db --local` of the fixture Houston database restores with `pg_restore`
-    /// into a new database with the same row counts.
-    #[test]
-    fn db_local_dump_of_fixture_houston_restores_with_same_row_counts() {
+    /// Dumps the fixture Houston database with `args`, restores it into a new database
+    /// with `pg_restore`, and compares the row count of every table.
+    fn dump_restores_with_same_row_counts(extra: &[&str]) {
         let pg = e2e_tests::pg();
-        let c = e2e_tests::cluster();
+        let c = e2e_tests::cluster_builder()
+            .options(|o| o.kubelet = true)
+            .start();
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("houston.dump");
-        let out = e2e_tests::run(
-            backup_bin(),
-            ["db", "--local", "--out", file.to_str().unwrap()],
-            &c,
-        );
+        let mut args = vec!["db", "--out", file.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = e2e_tests::run(backup_bin(), &args, &c);
         let all = text(&out.stdout) + &text(&out.stderr);
         assert!(out.status.success(), "{all}");
         assert!(all.contains("pg_restore -l verified"), "{all}");
         e2e_tests::assert_no_secrets(&out);
 
-        let target = format!("astro_backup_restore_{}", std::process::id());
+        let target = format!(
+            "astro_backup_restore_{}_{}",
+            std::process::id(),
+            extra.len()
+        );
         pg.query("postgres", &format!("DROP DATABASE IF EXISTS \"{target}\""));
         pg.query("postgres", &format!("CREATE DATABASE \"{target}\""));
         let restore = Command::new("pg_restore")
@@ -740,7 +743,6 @@ mod fixture_platform {
             tables.len() >= 3,
             "the fixture Houston database has tables: {tables:?}"
         );
-        let mut compared = 0;
         for row in &tables {
             let table = row[0].clone().unwrap();
             let q = format!("SELECT count(*) FROM {table}");
@@ -749,14 +751,37 @@ mod fixture_platform {
                 pg.query_one(&target, &q),
                 "{table}"
             );
-            compared += 1;
         }
-        assert!(compared > 0);
         let deployments = pg.query_one(
             &target,
             "SELECT count(*) FROM \"houston$default\".\"Deployment\"",
         );
         assert_ne!(deployments.as_deref(), Some("0"));
         pg.drop_database(&target);
+        // The client pod and its Secret are gone (also with --local: none was made).
+        let leftovers: Vec<Value> = c
+            .list("v1", "Pod", Some("astronomer"))
+            .into_iter()
+            .chain(c.list("v1", "Secret", Some("astronomer")))
+            .filter(|o| {
+                o["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("astro-pgdump"))
+            })
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    /// `backup db --local`: this machine's pg_dump, password only in its environment.
+    #[test]
+    fn db_local_dump_of_fixture_houston_restores_with_same_row_counts() {
+        dump_restores_with_same_row_counts(&["--local"]);
+    }
+
+    /// `backup db`: pg_dump in a client pod (the fake kubelet runs it as a local process
+    /// with the Secret's PG* values), streamed back over attach; Pod and Secret removed.
+    #[test]
+    fn db_through_client_pod_restores_with_same_row_counts() {
+        dump_restores_with_same_row_counts(&[]);
     }
 }
