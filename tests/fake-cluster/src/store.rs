@@ -431,6 +431,25 @@ impl Store {
     /// Fills defaults and server-side conversions, validates against the CRD schema.
     fn normalize(&self, t: usize, obj: &mut Value, name: &str) -> Result<(), ApiError> {
         let ty = &self.types[t];
+        let causes = metadata_problems(obj);
+        if !causes.is_empty() {
+            let mut err = ApiError::new(
+                422,
+                "Invalid",
+                format!(
+                    "{} \"{name}\" is invalid: {}",
+                    ty.kind,
+                    causes
+                        .iter()
+                        .map(|(f, m)| format!("{f}: {m}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            err.details = Some(json!({"name": name, "group": ty.group, "kind": ty.kind,
+                "causes": causes.iter().map(|(f, m)| json!({"reason": "FieldValueInvalid", "message": m, "field": f})).collect::<Vec<_>>()}));
+            return Err(err);
+        }
         if ty.kind == "Secret" && ty.group.is_empty() {
             convert_string_data(obj);
             if obj
@@ -946,6 +965,66 @@ impl Store {
     }
 }
 
+/// Whether `s` is a lowercase RFC 1123 subdomain (what object names must be).
+fn dns_subdomain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
+}
+
+/// Checks of object metadata the API server does for every kind: name, labels, annotations.
+fn metadata_problems(obj: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let meta = &obj["metadata"];
+    let name = meta["name"].as_str().unwrap_or("");
+    if !dns_subdomain(name) {
+        out.push((
+            "metadata.name".to_string(),
+            format!("Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"),
+        ));
+    }
+    for field in ["labels", "annotations"] {
+        match &meta[field] {
+            Value::Null => {}
+            Value::Object(m) => {
+                for (k, v) in m {
+                    if !v.is_string() {
+                        out.push((
+                            format!("metadata.{field}"),
+                            format!("Invalid value: {k:?}: values must be strings"),
+                        ));
+                    } else if field == "labels" {
+                        let v = v.as_str().unwrap_or("");
+                        let ok = v.len() <= 63
+                            && v.bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                            && v.bytes().next().is_none_or(|b| b.is_ascii_alphanumeric())
+                            && v.bytes().last().is_none_or(|b| b.is_ascii_alphanumeric());
+                        if !ok {
+                            out.push((
+                                "metadata.labels".to_string(),
+                                format!("Invalid value: {v:?}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (max 63)"),
+                            ));
+                        }
+                    }
+                }
+            }
+            _ => out.push((
+                format!("metadata.{field}"),
+                "Invalid value: must be a map of strings".to_string(),
+            )),
+        }
+    }
+    out
+}
+
 /// Merges `stringData` into base64 `data`, as the API server does for Secrets.
 fn convert_string_data(obj: &mut Value) {
     let Some(map) = obj.as_object_mut() else {
@@ -991,6 +1070,21 @@ mod tests {
     fn store() -> Store {
         let (tx, _rx) = tokio::sync::watch::channel(0);
         Store::new(tx, NamespaceTermination::Immediate)
+    }
+
+    #[test]
+    fn metadata_is_validated() {
+        let mut s = store();
+        for bad in [
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Upper", "namespace": "x"}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "x", "labels": "no"}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "x", "labels": {"k": "bad value"}}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "x", "annotations": {"k": 1}}}),
+        ] {
+            assert!(s.apply(bad.clone()).is_err(), "{bad}");
+        }
+        s.apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a.b-c", "namespace": "x", "labels": {"k": ""}}}))
+            .unwrap();
     }
 
     #[test]
