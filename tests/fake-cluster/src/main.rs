@@ -29,6 +29,9 @@ struct Args {
     /// Do not run the simulated Velero controller.
     #[arg(long)]
     no_velero: bool,
+    /// Run Pods whose command is a local program (psql, pg_dump, sh) as local processes.
+    #[arg(long)]
+    kubelet: bool,
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         crd_dir: args.crds,
         substitutions,
         simulate_velero: !args.no_velero,
+        kubelet: args.kubelet,
         port: args.port,
         kubeconfig_path: args.kubeconfig_out,
         ..Options::default()
