@@ -90,6 +90,42 @@ fn reason_for(code: u16) -> &'static str {
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let (latency, injected) = pre_faults(&shared, req.method(), req.uri().path());
+    if let Some(d) = latency {
+        tokio::time::sleep(d).await;
+    }
+    if let Some(code) = injected {
+        let (method, path) = (req.method().to_string(), req.uri().path().to_string());
+        let response = json_response(
+            code,
+            &ApiError::new(
+                code,
+                reason_for(code),
+                format!("injected fault: {code} for {method} {path}"),
+            )
+            .status(),
+        );
+        let watch = req
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+        record(
+            &shared,
+            RequestRecord {
+                method,
+                path,
+                query: req.uri().query().unwrap_or("").to_string(),
+                content_type: req
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(String::from),
+                status: code,
+                watch,
+            },
+        );
+        return response;
+    }
     if let Some((ns, name, verb)) = pod_stream_target(req.uri().path())
         && (verb == "log" || req.headers().contains_key(header::UPGRADE))
     {
@@ -136,7 +172,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .await
         .unwrap_or_default();
 
-    // Protobuf is not spoken here; 415 makes client-go fall back to JSON.
+    // Protobuf is not spoken here: 415, as from a server without that codec.
     if content_type
         .as_deref()
         .is_some_and(|c| c.contains("protobuf"))
@@ -163,30 +199,15 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         );
         return response;
     }
-    let (latency, injected) = pre_faults(&shared, &method, &path);
-    if let Some(d) = latency {
-        tokio::time::sleep(d).await;
-    }
-    let response = match injected {
-        Some(code) => json_response(
-            code,
-            &ApiError::new(
-                code,
-                reason_for(code),
-                format!("injected fault: {code} for {method} {path}"),
-            )
-            .status(),
-        ),
-        None => route(
-            &shared,
-            &method,
-            &path,
-            &query,
-            &headers,
-            content_type.as_deref(),
-            body,
-        ),
-    };
+    let response = route(
+        &shared,
+        &method,
+        &path,
+        &query,
+        &headers,
+        content_type.as_deref(),
+        body,
+    );
     record(
         &shared,
         RequestRecord {

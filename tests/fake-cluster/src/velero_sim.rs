@@ -267,6 +267,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                     "Backup" => backup(shared, t, ns, name).await,
                     "Restore" => restore(shared, t, ns, name).await,
                     "DownloadRequest" => download_request(shared, t, ns, name).await,
+                    "Schedule" => schedule(shared, t, ns, name).await,
                     _ => delete_backup_request(shared, t, ns, name).await,
                 }
             });
@@ -808,6 +809,61 @@ async fn download_request(shared: Arc<Shared>, t: usize, ns: String, name: Strin
     });
 }
 
+/// Why a cron expression is not one Velero accepts (5 fields or a `@` descriptor).
+fn cron_problem(expr: &str) -> Option<String> {
+    let expr = expr.trim();
+    if expr.starts_with('@') {
+        let ok = [
+            "@yearly",
+            "@annually",
+            "@monthly",
+            "@weekly",
+            "@daily",
+            "@midnight",
+            "@hourly",
+        ]
+        .contains(&expr)
+            || expr
+                .strip_prefix("@every ")
+                .and_then(parse_duration)
+                .is_some();
+        return (!ok).then(|| format!("invalid schedule: unrecognized descriptor: {expr}"));
+    }
+    let fields = expr.split_whitespace().count();
+    if fields != 5 {
+        return Some(format!(
+            "invalid schedule: expected exactly 5 fields, found {fields}: {expr}"
+        ));
+    }
+    let ok = expr.split_whitespace().all(|f| {
+        f.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "*/,-?".contains(c))
+    });
+    (!ok).then(|| format!("invalid schedule: {expr}"))
+}
+
+/// A Schedule becomes `Enabled`, or `FailedValidation` for a bad cron expression.
+/// (No backups are started from schedules.)
+async fn schedule(shared: Arc<Shared>, t: usize, ns: String, name: String) {
+    tokio::time::sleep(step(&shared) / 2).await;
+    let expr = {
+        let st = lock(&shared.store);
+        let Some(obj) = st.get(t, &ns, &name) else {
+            return;
+        };
+        obj.pointer("/spec/schedule")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    mutate(&shared, t, &ns, &name, |o| {
+        o["status"] = match cron_problem(&expr) {
+            None => json!({"phase": "Enabled"}),
+            Some(p) => json!({"phase": "FailedValidation", "validationErrors": [p]}),
+        };
+    });
+}
+
 async fn delete_backup_request(shared: Arc<Shared>, t: usize, ns: String, name: String) {
     tokio::time::sleep(step(&shared)).await;
     let backup_name = {
@@ -847,6 +903,16 @@ mod tests {
         assert_eq!(parse_duration("720h0m0s"), Some(720 * 3600));
         assert_eq!(parse_duration("1h30m"), Some(5400));
         assert_eq!(parse_duration("5x"), None);
+    }
+
+    #[test]
+    fn cron_expressions() {
+        assert_eq!(cron_problem("0 2 * * *"), None);
+        assert_eq!(cron_problem("*/15 1-5 * * MON-FRI"), None);
+        assert_eq!(cron_problem("@daily"), None);
+        assert_eq!(cron_problem("@every 6h"), None);
+        assert!(cron_problem("0 2 * *").unwrap().contains("found 4"));
+        assert!(cron_problem("@sometimes").is_some());
     }
 
     #[test]
