@@ -34,16 +34,6 @@ pub enum HoustonError {
         /// The driver error.
         source: tokio_postgres::Error,
     },
-    /// The connection asks for TLS, which this build's local client does not do yet.
-    #[error(
-        "the Houston database {target} requires TLS (sslmode={mode}), which is not supported from this machine yet"
-    )]
-    TlsRequired {
-        /// The redacted URI.
-        target: String,
-        /// The sslmode asking for it.
-        mode: String,
-    },
     /// `houston$default."Deployment"` does not exist in the database we connected to.
     #[error(
         "the database has no table \"{HOUSTON_SCHEMA}\".\"Deployment\"; it does not look like the Houston database"
@@ -111,7 +101,6 @@ impl Diagnose for HoustonError {
         match self {
             HoustonError::Query { .. } | HoustonError::RowCount { .. } => ExitStatus::Failed,
             HoustonError::NotHouston
-            | HoustonError::TlsRequired { .. }
             | HoustonError::HardDeleted { .. }
             | HoustonError::WorkspaceGone { .. }
             | HoustonError::AirflowDatabaseMissing { .. }
@@ -123,9 +112,6 @@ impl Diagnose for HoustonError {
         Some(match self {
             HoustonError::Query { .. } => {
                 "check the connection with `kubectl astro dbconn`, then re-run (the undelete is safe to repeat)".into()
-            }
-            HoustonError::TlsRequired { .. } => {
-                "run the SQL from a client pod (`kubectl astro dbconn --shell`), or use --no-undelete and undelete later".into()
             }
             HoustonError::NotHouston => {
                 "check which database `kubectl astro dbconn` resolves to (it should be <release>_houston)".into()
@@ -399,32 +385,6 @@ pub fn plan_undelete(
     }
     let forced = refusals.iter().map(ToString::to_string).collect();
     Ok(UndeletePlan::Undelete { warnings, forced })
-}
-
-/// Connects to the Houston database from this machine (the search path comes from the
-/// connection's `schema` parameter, but every query here names the schema anyway).
-pub async fn connect(
-    conn: &crate::connection::PgConnection,
-) -> Result<tokio_postgres::Client, HoustonError> {
-    if let Some(mode) = conn.sslmode().filter(|m| m.requires_tls()) {
-        return Err(HoustonError::TlsRequired {
-            target: conn.to_redacted_uri(),
-            mode: mode.as_str().to_owned(),
-        });
-    }
-    let (client, connection) = conn
-        .tokio_config()
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(HoustonError::query(format!(
-            "connect to {}",
-            conn.to_redacted_uri()
-        )))?;
-    tokio::spawn(async move {
-        // Errors surface on the next query.
-        let _ = connection.await;
-    });
-    Ok(client)
 }
 
 /// The outcome of running the undelete.

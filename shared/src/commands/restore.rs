@@ -202,7 +202,7 @@ async fn houston_view(
     for n in &resolved.notes {
         note(format!("houston: {n}"));
     }
-    let client = houston::connect(&resolved.connection).await?;
+    let client = crate::pg::connect(&resolved.connection).await?;
     let columns = houston::collect_columns(&client).await?;
     let status = houston::collect_status(&client, &columns, release).await?;
     Ok(HoustonView {
@@ -691,7 +691,7 @@ async fn run_restore(global: &GlobalArgs, args: &RestoreArgs) -> Result<ExitStat
     if undelete && let Some(v) = view.as_ref() {
         let undeleted = async {
             // A long restore may have outlived the first connection; the row may have changed.
-            let mut client = houston::connect(&v.connection).await?;
+            let mut client = crate::pg::connect(&v.connection).await?;
             let status = houston::collect_status(&client, &v.columns, &release).await?;
             match houston::plan_undelete(&release, &status, args.force)? {
                 UndeletePlan::NothingToDo => Ok::<_, Error>(None),

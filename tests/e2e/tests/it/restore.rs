@@ -707,3 +707,37 @@ fn chooses_among_two_thousand_backups_with_paging_and_few_downloads() {
         "download requests are cleaned up: {listed:?}"
     );
 }
+
+#[test]
+fn waits_for_a_terminating_namespace_when_asked() {
+    let sb = sandbox(&[], None, vec![]);
+    let ns = "astronomer-weightless-meteor-5042";
+    assert!(sb.cluster.set_namespace_terminating(ns));
+    let mut cmd = Command::new(restore_bin());
+    cmd.env_clear()
+        .arg("--kubeconfig")
+        .arg(sb.cluster.kubeconfig_path())
+        .args([
+            "weightless-meteor-5042",
+            "--no-undelete",
+            "--namespace",
+            ns,
+            "--wait-for-namespace",
+            "--yes",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    // The restore must not start while the namespace is still there.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        restores(&sb).is_empty(),
+        "restore created while the namespace was Terminating"
+    );
+    sb.cluster.finish_namespace_termination(ns);
+    let out = child.wait_with_output().unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("is gone"), "{all}");
+    assert_eq!(restores(&sb).len(), 1, "{all}");
+}
