@@ -227,6 +227,16 @@ struct Sandbox {
 }
 
 fn sandbox(variants: &[&str], houston_db: Option<(&str, &str)>, extra: Vec<Value>) -> Sandbox {
+    sandbox_with(variants, houston_db, extra, |_| {})
+}
+
+/// [`sandbox`] with `edit` applied to every rendered fixture object first.
+fn sandbox_with(
+    variants: &[&str],
+    houston_db: Option<(&str, &str)>,
+    extra: Vec<Value>,
+    edit: impl Fn(&mut Value),
+) -> Sandbox {
     let pg = e2e_tests::pg();
     let mut objects =
         e2e_tests::render_fixtures(variants, &e2e_tests::db_substitutions(&pg.host, pg.port));
@@ -240,6 +250,7 @@ fn sandbox(variants: &[&str], houston_db: Option<(&str, &str)>, extra: Vec<Value
             }
         }
     }
+    objects.iter_mut().for_each(&edit);
     let dir = tempfile::tempdir().unwrap();
     e2e_tests::write_manifests(&objects, dir.path());
     // One file per 500 extra objects (the YAML reader caps documents per file).
@@ -740,4 +751,67 @@ fn waits_for_a_terminating_namespace_when_asked() {
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert!(all.contains("is gone"), "{all}");
     assert_eq!(restores(&sb).len(), 1, "{all}");
+}
+
+#[test]
+fn verify_waits_for_restored_deployments_to_become_available() {
+    let src = "astronomer-weightless-meteor-5042";
+    // Backed-up Deployments carry no status (Velero strips it on restore anyway).
+    let sb = sandbox_with(&[], None, vec![], |o| {
+        if o["kind"] == "Deployment" && o["metadata"]["namespace"] == src {
+            o.as_object_mut().unwrap().remove("status");
+        }
+    });
+    let dst = "weightless-drill";
+    let mut cmd = Command::new(restore_bin());
+    cmd.env_clear()
+        .arg("--kubeconfig")
+        .arg(sb.cluster.kubeconfig_path())
+        .args([
+            "weightless-meteor-5042",
+            "--no-undelete",
+            "--namespace",
+            src,
+            "--namespace-mapping",
+            &format!("{src}:{dst}"),
+            "--verify",
+            "--verify-timeout",
+            "30s",
+            "--yes",
+            "-o",
+            "json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    // Play the kubelet: once the restored Deployments exist and the restore is done, mark
+    // them Available one by one; the command must wait for all of them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut marked = 0;
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        let done = restores(&sb)
+            .first()
+            .is_some_and(|r| r["status"]["phase"] == "Completed");
+        let deployments = sb.cluster.list("apps/v1", "Deployment", Some(dst));
+        if done {
+            if let Some(mut d) = deployments
+                .into_iter()
+                .find(|d| d["status"]["conditions"][0]["status"] != "True")
+            {
+                d["status"] = json!({"conditions": [{"type": "Available", "status": "True"}]});
+                sb.cluster.apply(d);
+                marked += 1;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let out = child.wait_with_output().unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let n = report["deploymentsAvailable"].as_u64().unwrap();
+    assert!(
+        n >= 2 && n == marked,
+        "{n} available, {marked} marked: {all}"
+    );
 }
