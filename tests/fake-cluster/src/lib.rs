@@ -3,6 +3,7 @@
 
 mod kubelet;
 mod patch;
+mod protobuf;
 mod registry;
 mod schema;
 mod selector;

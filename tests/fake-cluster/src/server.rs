@@ -172,11 +172,21 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .await
         .unwrap_or_default();
 
-    // Protobuf is not spoken here: 415, as from a server without that codec.
-    if content_type
+    // Protobuf: kubectl's typed create of Namespaces, Secrets and ConfigMaps is decoded;
+    // anything else gets 415, as from a server without that codec.
+    let protobuf = content_type
         .as_deref()
-        .is_some_and(|c| c.contains("protobuf"))
-    {
+        .is_some_and(|c| c.contains("protobuf"));
+    let decoded = if protobuf && method == Method::POST {
+        crate::protobuf::decode(&body)
+    } else {
+        None
+    };
+    let body = match decoded {
+        Some(v) => Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+        None => body,
+    };
+    if protobuf && body.first() != Some(&b'{') {
         let e = ApiError::new(
             415,
             "UnsupportedMediaType",

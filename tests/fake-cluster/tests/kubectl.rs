@@ -39,7 +39,7 @@ fn kubectl_gets_and_lists() {
         ..Options::default()
     })
     .unwrap();
-    for bin in kubectls() {
+    for (i, bin) in kubectls().into_iter().enumerate() {
         let ns = kubectl(&bin, &cluster, &["get", "ns"]);
         assert!(ns.lines().next().unwrap().starts_with("NAME"), "{ns}");
         assert!(
@@ -109,6 +109,35 @@ fn kubectl_gets_and_lists() {
         );
         cluster.apply(serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "astronomer-houston", "namespace": "astronomer"}, "spec": {"replicas": 2}}));
+        // kubectl 1.32's typed clients send these as protobuf, 1.20's as JSON.
+        let ns = format!("made-by-kubectl-{i}");
+        kubectl(&bin, &cluster, &["create", "namespace", &ns]);
+        kubectl(
+            &bin,
+            &cluster,
+            &[
+                "-n",
+                &ns,
+                "create",
+                "secret",
+                "generic",
+                "s1",
+                "--from-literal=pw=Sup3r!Secret",
+            ],
+        );
+        kubectl(
+            &bin,
+            &cluster,
+            &["-n", &ns, "create", "configmap", "c1", "--from-literal=x=y"],
+        );
+        let secret = cluster.get("v1", "Secret", Some(&ns), "s1").unwrap();
+        assert_eq!(secret["data"]["pw"], "U3VwM3IhU2VjcmV0");
+        assert_eq!(secret["type"], "Opaque");
+        assert!(secret["metadata"].get("generateName").is_none());
+        assert_eq!(
+            cluster.get("v1", "ConfigMap", Some(&ns), "c1").unwrap()["data"]["x"],
+            "y"
+        );
         kubectl(
             &bin,
             &cluster,
