@@ -574,7 +574,10 @@ where
         name: plan.name.clone(),
     };
     // Ctrl-C while creating: the create call finishes, then cleanup runs.
-    let ctrl_c = stop_signal();
+    // Handlers are installed here, before anything exists to clean up, so a signal that
+    // arrives while the Pod is being created is caught rather than killing the process.
+    let mut signals = StopSignals::install();
+    let ctrl_c = signals.recv();
     tokio::pin!(ctrl_c);
     let pod = tokio::select! {
         pod = ClientPod::create(client, plan) => pod?,
@@ -597,20 +600,33 @@ where
     }
 }
 
-/// Resolves on Ctrl-C (SIGINT), SIGTERM or SIGHUP (terminal closed): each must clean up.
-async fn stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-        _ = hup.recv() => {}
+/// SIGINT (Ctrl-C), SIGTERM and SIGHUP (terminal closed), each of which must clean up.
+struct StopSignals {
+    signals: Vec<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    /// Installs the handlers now (creating a `Signal` registers it synchronously).
+    fn install() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        let signals = [
+            SignalKind::interrupt(),
+            SignalKind::terminate(),
+            SignalKind::hangup(),
+        ]
+        .into_iter()
+        .filter_map(|kind| signal(kind).ok())
+        .collect();
+        StopSignals { signals }
+    }
+
+    /// Resolves when any of the signals arrives.
+    async fn recv(&mut self) {
+        if self.signals.is_empty() {
+            std::future::pending::<()>().await;
+        }
+        let waits = self.signals.iter_mut().map(|s| Box::pin(s.recv()));
+        futures::future::select_all(waits).await;
     }
 }
 

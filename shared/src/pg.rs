@@ -198,9 +198,116 @@ pub fn format_table(result: &QueryResult) -> String {
     out
 }
 
+/// Parses psql's `--csv` output of one query (header line, then rows) into a result.
+/// psql writes NULL and '' alike (an empty field) unless `\pset null` names a string: run
+/// it with `-P null=<null_marker>` (something no value contains) so that NULL comes back as `None`.
+pub fn parse_psql_csv(text: &str, null_marker: &str) -> QueryResult {
+    let mut records: Vec<Vec<Option<String>>> = Vec::new();
+    let mut record: Vec<Option<String>> = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut in_quotes = false;
+    let mut chars = text.chars().peekable();
+    let mut at_field_start = true;
+    let end_field = |field: &mut String, quoted: &mut bool, record: &mut Vec<Option<String>>| {
+        let value = std::mem::take(field);
+        record.push(if value == null_marker && !*quoted {
+            None
+        } else {
+            Some(value)
+        });
+        *quoted = false;
+    };
+    while let Some(c) = chars.next() {
+        if in_quotes {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    field.push('"');
+                    chars.next();
+                } else {
+                    in_quotes = false;
+                }
+            } else {
+                field.push(c);
+            }
+            continue;
+        }
+        match c {
+            '"' if at_field_start => {
+                in_quotes = true;
+                quoted = true;
+                at_field_start = false;
+            }
+            ',' => {
+                end_field(&mut field, &mut quoted, &mut record);
+                at_field_start = true;
+            }
+            '\n' => {
+                end_field(&mut field, &mut quoted, &mut record);
+                records.push(std::mem::take(&mut record));
+                at_field_start = true;
+            }
+            '\r' => {}
+            c => {
+                field.push(c);
+                at_field_start = false;
+            }
+        }
+    }
+    if !field.is_empty() || quoted || !record.is_empty() {
+        end_field(&mut field, &mut quoted, &mut record);
+        records.push(record);
+    }
+    let mut records = records.into_iter();
+    let columns = records
+        .next()
+        .map(|h| h.into_iter().map(Option::unwrap_or_default).collect())
+        .unwrap_or_default();
+    let rows: Vec<_> = records.collect();
+    QueryResult {
+        columns,
+        affected: rows.len() as u64,
+        rows,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_psql_csv() {
+        let marker = "\\N<null-x>";
+        let r = parse_psql_csv(
+            "releaseName,deletedAt,label\nweightless-meteor-5042,\\N<null-x>,\"ETL, \"\"prod\"\"\"\nx,2026-08-29 09:15:00,\n",
+            marker,
+        );
+        assert_eq!(r.columns, ["releaseName", "deletedAt", "label"]);
+        assert_eq!(
+            r.rows,
+            [
+                vec![
+                    Some("weightless-meteor-5042".into()),
+                    None,
+                    Some("ETL, \"prod\"".into())
+                ],
+                vec![
+                    Some("x".into()),
+                    Some("2026-08-29 09:15:00".into()),
+                    Some(String::new())
+                ],
+            ]
+        );
+        assert_eq!(r.affected, 2);
+        // A quoted marker is a value, not NULL.
+        assert_eq!(
+            parse_psql_csv("a\n\"\\N<null-x>\"\n", marker).rows,
+            [vec![Some(marker.into())]]
+        );
+        let multiline = parse_psql_csv("a\n\"line1\nline2\"\n", marker);
+        assert_eq!(multiline.rows, [vec![Some("line1\nline2".into())]]);
+        assert!(parse_psql_csv("", marker).columns.is_empty());
+    }
 
     #[test]
     fn formats_like_psql() {

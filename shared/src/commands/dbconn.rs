@@ -491,14 +491,31 @@ async fn run_pod_sql(
     conn: &PgConnection,
     sql: &str,
 ) -> Result<ExitStatus, Error> {
-    let command = vec![
+    let structured = cli.output != OutputFormat::Text;
+    // psql prints NULL like '' in CSV unless told a NULL string; make one no value holds.
+    let null_marker = format!("\\N<{}>", clientpod::unique_name("null"));
+    let mut command: Vec<String> = vec![
         "psql".into(),
         "-X".into(),
         "-v".into(),
         "ON_ERROR_STOP=1".into(),
-        "-c".into(),
-        sql.to_owned(),
     ];
+    if structured {
+        // CSV is parsed back into rows; notices would mix into the log, so silence them.
+        let null = format!("null={null_marker}");
+        command.extend(
+            [
+                "-q",
+                "--csv",
+                "-P",
+                &null,
+                "-c",
+                "SET client_min_messages TO warning",
+            ]
+            .map(String::from),
+        );
+    }
+    command.extend(["-c".into(), sql.to_owned()]);
     let plan = plan_pod(
         &cli.global.platform_namespace,
         release,
@@ -519,7 +536,21 @@ async fn run_pod_sql(
     .await?;
     match finished.exit_code {
         Some(0) => {
-            print(&finished.logs)?;
+            match cli.output {
+                OutputFormat::Text => print(&finished.logs)?,
+                OutputFormat::Json => {
+                    print(&to_json(&[crate::pg::parse_psql_csv(
+                        &finished.logs,
+                        &null_marker,
+                    )]))?;
+                }
+                OutputFormat::Yaml => {
+                    print(&to_yaml(&[crate::pg::parse_psql_csv(
+                        &finished.logs,
+                        &null_marker,
+                    )])?)?;
+                }
+            }
             Ok(ExitStatus::Success)
         }
         code => {

@@ -591,6 +591,35 @@ fn command_in_client_pod_succeeds_and_cleans_up() {
     );
     assert_no_fixture_secret("-c via pod", &format!("{}{}", stdout(&out), stderr(&out)));
     assert_created_then_deleted(&cluster);
+
+    // -o json through the pod: psql's CSV parsed back into rows, NULL kept apart from "".
+    cluster.clear_requests();
+    let json: Value = serde_json::from_str(&ok(
+        &cluster,
+        &[
+            "-c",
+            r#"select "releaseName", "deletedAt", '' as empty from "Deployment" order by 1 limit 1"#,
+            "-o",
+            "json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        json[0]["columns"],
+        json!(["releaseName", "deletedAt", "empty"])
+    );
+    assert_eq!(
+        json[0]["rows"],
+        json!([["boreal-aphelion-0042", json[0]["rows"][0][1], ""]])
+    );
+    assert!(json[0]["rows"][0][1].is_string(), "{json}");
+    let null: Value = serde_json::from_str(&ok(
+        &cluster,
+        &["-c", "select null::text as n", "-o", "json"],
+    ))
+    .unwrap();
+    assert_eq!(null[0]["rows"], json!([[Value::Null]]), "{null}");
+    assert_eq!(created_and_deleted(&cluster, "pods"), (2, 2));
 }
 
 #[test]
