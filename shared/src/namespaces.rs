@@ -32,11 +32,19 @@ pub struct PlatformNamespaces {
     pub terminating: BTreeSet<String>,
 }
 
+/// The namespace Houston creates for deployment `release`: `<platform namespace>-<release>`.
+///
+/// The prefix is the platform *namespace*, not the platform release name (Houston's
+/// `getDeploymentNamespace`); pool or free-form namespaces need an explicit namespace.
+pub fn default_deployment_namespace(platform_namespace: &str, release: &ReleaseName) -> String {
+    format!("{platform_namespace}-{release}")
+}
+
 impl PlatformNamespaces {
-    /// The deployment namespace of `release`: `<platform release>-<release>` when that
-    /// namespace carries the platform labels.
-    pub fn deployment_of(&self, platform_release: &str, release: &ReleaseName) -> Option<&str> {
-        let name = format!("{platform_release}-{release}");
+    /// The deployment namespace of `release`
+    /// ([`default_deployment_namespace`]) when that namespace carries the platform labels.
+    pub fn deployment_of(&self, platform_namespace: &str, release: &ReleaseName) -> Option<&str> {
+        let name = default_deployment_namespace(platform_namespace, release);
         self.deployments
             .iter()
             .find(|ns| **ns == name)
@@ -54,7 +62,7 @@ pub fn is_deployment_namespace(ns: &Namespace, platform_release: &str) -> bool {
         .any(|key| labels.get(*key).map(String::as_str) == Some(platform_release))
 }
 
-/// Sorts the namespaces into platform / deployments (pure; see [`collect_platform_namespaces`]).
+/// Sorts the namespaces into platform / deployments (pure; the I/O is [`collect_namespaces`]).
 pub fn plan_platform_namespaces(
     all: &[Namespace],
     platform_namespace: &str,
@@ -87,24 +95,6 @@ pub fn plan_platform_namespaces(
     }
 }
 
-/// The platform release: `--platform-release` if given, else the `platform` label of the
-/// platform namespace (set by the chart's labeller hook), else `astronomer`.
-pub fn detect_platform_release(
-    explicit: Option<&str>,
-    all: &[Namespace],
-    platform_namespace: &str,
-) -> String {
-    if let Some(r) = explicit {
-        return r.to_owned();
-    }
-    all.iter()
-        .find(|ns| ns.metadata.name.as_deref() == Some(platform_namespace))
-        .and_then(|ns| ns.metadata.labels.as_ref())
-        .and_then(|l| l.get(PLATFORM_LABEL))
-        .cloned()
-        .unwrap_or_else(|| crate::cli::DEFAULT_PLATFORM_RELEASE.to_owned())
-}
-
 /// Lists every namespace, page by page.
 pub async fn collect_namespaces(client: &Client) -> Result<Vec<Namespace>, KubeError> {
     let api: Api<Namespace> = Api::all(client.clone());
@@ -122,18 +112,6 @@ pub async fn collect_namespaces(client: &Client) -> Result<Vec<Namespace>, KubeE
         }
     }
     Ok(out)
-}
-
-/// Lists namespaces and sorts them into platform / deployments.
-pub async fn collect_platform_namespaces(
-    client: &Client,
-    platform_namespace: &str,
-    platform_release: Option<&str>,
-) -> Result<(String, PlatformNamespaces), KubeError> {
-    let all = collect_namespaces(client).await?;
-    let release = detect_platform_release(platform_release, &all, platform_namespace);
-    let found = plan_platform_namespaces(&all, platform_namespace, &release);
-    Ok((release, found))
 }
 
 #[cfg(test)]
@@ -199,21 +177,29 @@ mod tests {
     }
 
     #[test]
-    fn platform_release_detection() {
+    fn default_namespace_prefix_is_the_platform_namespace() {
+        let r = ReleaseName::parse("weightless-meteor-5042").unwrap();
         assert_eq!(
-            detect_platform_release(None, &fixture(), "astronomer"),
-            "astronomer"
+            default_deployment_namespace("astro-ns", &r),
+            "astro-ns-weightless-meteor-5042"
         );
+        // Platform release "prod" installed in namespace "astro-ns": Houston labels
+        // with the release but names with the namespace.
+        let all = vec![
+            ns("astro-ns", &[("platform", "prod")]),
+            ns(
+                "astro-ns-weightless-meteor-5042",
+                &[("platform-release", "prod")],
+            ),
+            ns(
+                "prod-weightless-meteor-5042",
+                &[("platform-release", "prod")],
+            ),
+        ];
+        let found = plan_platform_namespaces(&all, "astro-ns", "prod");
         assert_eq!(
-            detect_platform_release(Some("prod"), &fixture(), "astronomer"),
-            "prod"
-        );
-        let labelled = vec![ns("astro", &[("platform", "astro")])];
-        assert_eq!(detect_platform_release(None, &labelled, "astro"), "astro");
-        let unlabelled = vec![ns("astro", &[])];
-        assert_eq!(
-            detect_platform_release(None, &unlabelled, "astro"),
-            "astronomer"
+            found.deployment_of("astro-ns", &r),
+            Some("astro-ns-weightless-meteor-5042")
         );
     }
 }

@@ -1053,9 +1053,9 @@ pub async fn collect_connection(
             release: r,
             namespace,
         } => {
-            let ns = namespace
-                .clone()
-                .unwrap_or_else(|| format!("{platform_namespace}-{r}"));
+            let ns = namespace.clone().unwrap_or_else(|| {
+                crate::namespaces::default_deployment_namespace(platform_namespace, r)
+            });
             let mut secrets = ReleaseSecrets {
                 metadata: read_secret(client, &ns, &format!("{r}-airflow-metadata")).await?,
                 pgbouncer_config: read_secret(client, &ns, &format!("{r}-pgbouncer-config"))

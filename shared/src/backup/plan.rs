@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::BackupError;
-use crate::namespaces::PlatformNamespaces;
+use crate::namespaces::{PlatformNamespaces, default_deployment_namespace};
 use crate::release::ReleaseName;
 use crate::velero::backup::BackupResourcePolicy;
 use crate::velero::schedule::ScheduleTemplate;
@@ -113,10 +113,10 @@ pub fn resolve_namespaces(
             }
             for release in releases {
                 let ns = found
-                    .deployment_of(platform_release, release)
+                    .deployment_of(platform_namespace, release)
                     .ok_or_else(|| BackupError::ReleaseNamespaceMissing {
                         release: release.to_string(),
-                        expected: format!("{platform_release}-{release}"),
+                        expected: default_deployment_namespace(platform_namespace, release),
                         platform_release: platform_release.to_owned(),
                     })?;
                 out.push(ns.to_owned());
@@ -478,6 +478,11 @@ mod tests {
             resolve_namespaces(&tools, &found(), "astronomer", "astronomer"),
             Err(BackupError::ReleaseNamespaceMissing { .. })
         ));
+        // Platform release "prod" in namespace "astronomer": the prefix is the namespace.
+        assert_eq!(
+            resolve_namespaces(&one, &found(), "astronomer", "prod").unwrap(),
+            ["astronomer-a-1"]
+        );
         assert!(matches!(
             check_namespaces(&["astronomer-b-2".into()], &found()),
             Err(BackupError::NamespaceTerminating { .. })

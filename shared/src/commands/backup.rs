@@ -403,18 +403,10 @@ async fn set_paused(global: &GlobalArgs, name: &str, paused: bool) -> Result<Exi
 
 async fn run_list(global: &GlobalArgs, args: ListArgs) -> Result<ExitStatus> {
     let client = client_from(global).await?;
-    let namespace = match &args.release {
-        Some(r) => {
-            let release = crate::platform::collect_platform_release(
-                &client,
-                &global.platform_namespace,
-                global.platform_release.as_deref(),
-            )
-            .await?;
-            Some(format!("{}-{r}", release.name))
-        }
-        None => None,
-    };
+    let namespace = args
+        .release
+        .as_ref()
+        .map(|r| crate::namespaces::default_deployment_namespace(&global.platform_namespace, r));
     match args.output {
         OutputFormat::Text => {
             let rows = list::collect_rows(

@@ -61,7 +61,7 @@ pub fn resolve_namespace(
         };
     }
     ResolvedNamespace {
-        name: format!("{platform_namespace}-{release}"),
+        name: crate::namespaces::default_deployment_namespace(platform_namespace, release),
         rule: NamespaceRule::PlatformPrefix,
     }
 }

@@ -138,6 +138,45 @@ fn dry_run_all_lists_exactly_platform_and_deployment_namespaces() {
 }
 
 #[test]
+fn release_namespace_prefix_is_the_platform_namespace_not_the_release() {
+    // Platform release "prod" installed in namespace "astro-ns": Houston names deployment
+    // namespaces `astro-ns-<release>` and labels them `platform-release=prod`.
+    let c = cluster();
+    c.apply(namespace("astro-ns", json!({"platform": "prod"})));
+    for ns in [
+        "astro-ns-weightless-meteor-5042",
+        "prod-weightless-meteor-5042",
+    ] {
+        c.apply(namespace(ns, json!({"platform-release": "prod"})));
+    }
+    let out = run(
+        &c,
+        &[
+            "create",
+            "--release",
+            "weightless-meteor-5042",
+            "--platform-namespace",
+            "astro-ns",
+            "--platform-release",
+            "prod",
+            "--dry-run",
+            "-o",
+            "yaml",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let docs = yaml_docs(&text(&out.stdout));
+    let backup = docs
+        .iter()
+        .find(|d| d["kind"] == "Backup")
+        .expect("a Backup");
+    assert_eq!(
+        backup["spec"]["includedNamespaces"],
+        json!(["astro-ns-weightless-meteor-5042"])
+    );
+}
+
+#[test]
 fn created_backup_equals_velero_cli_object_and_policy_is_idempotent() {
     let c = cluster();
     let out = run(
