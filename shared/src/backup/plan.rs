@@ -12,7 +12,6 @@ use super::BackupError;
 use crate::namespaces::{PlatformNamespaces, default_deployment_namespace};
 use crate::release::ReleaseName;
 use crate::velero::backup::BackupResourcePolicy;
-use crate::velero::schedule::ScheduleTemplate;
 use crate::velero::{
     Backup, BackupSpec, BackupStorageLocation, BackupStorageLocationAccessMode,
     BackupStorageLocationStatusPhase, Schedule, ScheduleSpec,
@@ -362,7 +361,7 @@ pub fn plan_schedule(
     namespaces: &[String],
     opts: &BackupOptions,
 ) -> Schedule {
-    let template = backup_spec_as_template(&plan_backup_spec(namespaces, opts));
+    let template = plan_backup_spec(namespaces, opts);
     let mut schedule = Schedule::new(
         name,
         velero_namespace,
@@ -378,13 +377,6 @@ pub fn plan_schedule(
         schedule.metadata.labels = Some(opts.labels.clone());
     }
     schedule
-}
-
-/// A Schedule's template is a BackupSpec; the generated types differ only by name.
-pub fn backup_spec_as_template(spec: &BackupSpec) -> ScheduleTemplate {
-    serde_json::to_value(spec)
-        .and_then(serde_json::from_value)
-        .unwrap_or_default()
 }
 
 /// The volume-policy ConfigMap, exactly one data key.
