@@ -363,6 +363,18 @@ fn namespace_of_url(url: &str) -> String {
         .to_owned()
 }
 
+/// A progress bar on stderr counting `unit` (`{pos}/{len} <unit>`), ticking steadily.
+/// Callers decide first whether stderr is a terminal ([`ProgressMode::Auto`]).
+pub fn progress_bar(len: u64, unit: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    let template = format!("{{spinner}} {{msg}} [{{bar:30}}] {{pos}}/{{len}} {unit} ({{elapsed}})");
+    let style =
+        ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style.progress_chars("=> "));
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
 /// Shows progress: an indicatif bar on a TTY, plain lines on stderr otherwise.
 struct Reporter {
     noun: &'static str,
@@ -380,14 +392,8 @@ impl Reporter {
             ProgressMode::Quiet => (None, false),
             ProgressMode::Plain => (None, true),
             ProgressMode::Auto if tty => {
-                let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-                let style = ProgressStyle::with_template(
-                    "{spinner} {msg} [{bar:30}] {pos}/{len} items ({elapsed})",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar());
-                bar.set_style(style.progress_chars("=> "));
+                let bar = progress_bar(0, "items");
                 bar.set_message(format!("{} {name}: waiting", K::NOUN));
-                bar.enable_steady_tick(Duration::from_millis(200));
                 (Some(bar), false)
             }
             ProgressMode::Auto => (None, true),

@@ -456,9 +456,27 @@ pub async fn move_endpoint(
     );
     report.saved_to = Some(shown.display().to_string());
 
+    // On a terminal a bar counts the objects (failures still get their line above it);
+    // otherwise (logs, pipes) one plain line per change, as the wait helpers do.
+    let total_changes: usize = plan.groups.iter().map(|g| g.changes.len()).sum();
+    let bar = (fmt == OutputFormat::Text
+        && std::io::stderr().is_terminal()
+        && std::io::stdout().is_terminal())
+    .then(|| {
+        let bar = crate::wait::progress_bar(total_changes as u64, "objects");
+        bar.set_message("moving");
+        bar
+    });
     let printer = Mutex::new(());
     let on_done = |applied: &Applied| {
-        if fmt == OutputFormat::Text {
+        if let Some(bar) = &bar {
+            bar.inc(1);
+            if matches!(applied.outcome, Outcome::Failed { .. }) {
+                bar.println(describe(applied));
+            } else {
+                bar.set_message(describe(applied));
+            }
+        } else if fmt == OutputFormat::Text {
             let _guard = printer.lock();
             let _ = print_stdout(&format!("{}\n", describe(applied)));
         }
@@ -471,6 +489,9 @@ pub async fn move_endpoint(
         &on_done,
     )
     .await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     let total = applied.len();
     let failed = applied
         .iter()
