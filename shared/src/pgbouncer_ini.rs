@@ -14,6 +14,8 @@ pub struct DatabaseEntry {
     pub host: Option<String>,
     /// The `port=` value as written, if the entry has one.
     pub port: Option<String>,
+    /// The `dbname=` value, if the entry has one.
+    pub dbname: Option<String>,
 }
 
 /// The result of [`rewrite_databases_endpoint`].
@@ -151,7 +153,7 @@ fn database_lines(ini: &str) -> Vec<(usize, &str)> {
     out
 }
 
-/// Reads host and port of every `[databases]` entry.
+/// Reads host, port and dbname of every `[databases]` entry.
 pub fn database_entries(ini: &str) -> Vec<DatabaseEntry> {
     database_lines(ini)
         .into_iter()
@@ -162,12 +164,14 @@ pub fn database_entries(ini: &str) -> Vec<DatabaseEntry> {
                 line,
                 host: None,
                 port: None,
+                dbname: None,
             };
             for token in tokens(body, start) {
                 let value = unquote(&body[token.value.clone()]);
                 match &body[token.key.clone()] {
                     "host" => entry.host = Some(value),
                     "port" => entry.port = Some(value),
+                    "dbname" => entry.dbname = Some(value),
                     _ => {}
                 }
             }

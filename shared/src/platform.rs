@@ -763,42 +763,18 @@ pub struct PgbouncerDatabase {
     pub dbname: Option<String>,
 }
 
-/// The `[databases]` entries of a `pgbouncer.ini` (read-only; rewriting lives elsewhere).
+/// The `[databases]` entries of a `pgbouncer.ini`, read with the same tokenizer that
+/// rewrites them ([`crate::pgbouncer_ini::database_entries`]).
 pub fn parse_pgbouncer_ini(ini: &str) -> Vec<PgbouncerDatabase> {
-    let mut in_databases = false;
-    let mut out = Vec::new();
-    for line in ini.lines() {
-        let line = line.trim();
-        if line.starts_with('[') {
-            in_databases = line.eq_ignore_ascii_case("[databases]");
-            continue;
-        }
-        if !in_databases || line.is_empty() || line.starts_with(';') || line.starts_with('#') {
-            continue;
-        }
-        let Some((alias, spec)) = line.split_once('=') else {
-            continue;
-        };
-        let mut db = PgbouncerDatabase {
-            alias: alias.trim().to_owned(),
-            host: None,
-            port: None,
-            dbname: None,
-        };
-        for token in spec.split_whitespace() {
-            if let Some((k, v)) = token.split_once('=') {
-                let v = v.trim_matches('\'');
-                match k {
-                    "host" => db.host = Some(v.to_owned()),
-                    "port" => db.port = v.parse().ok(),
-                    "dbname" => db.dbname = Some(v.to_owned()),
-                    _ => {}
-                }
-            }
-        }
-        out.push(db);
-    }
-    out
+    crate::pgbouncer_ini::database_entries(ini)
+        .into_iter()
+        .map(|e| PgbouncerDatabase {
+            alias: e.name,
+            host: e.host,
+            port: e.port.and_then(|p| p.parse().ok()),
+            dbname: e.dbname,
+        })
+        .collect()
 }
 
 /// `[pgbouncer]` `server_tls_sslmode`, if it is a libpq `sslmode`.
