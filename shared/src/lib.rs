@@ -16,6 +16,7 @@ pub mod exit;
 pub mod houston;
 pub mod namespaces;
 pub mod pg;
+pub mod pg_tls;
 pub mod pgbouncer_ini;
 pub mod platform;
 pub mod platform_restore;

@@ -20,13 +20,23 @@ pub enum PgError {
         /// The driver error.
         source: tokio_postgres::Error,
     },
-    /// The connection asks for TLS (`sslmode=require`/`verify-*`), which `--local` cannot do yet.
-    #[error("{target} requires TLS (sslmode={mode}), which --local does not support yet")]
-    TlsRequired {
+    /// The TLS handshake failed or the server offers no TLS although sslmode demands it.
+    #[error("TLS to {host} failed (sslmode={mode}): {cause}")]
+    Tls {
+        /// The server's host name.
+        host: String,
+        /// The sslmode in force (`prefer` when none was given).
+        mode: crate::connection::SslMode,
+        /// The handshake error with its causes (e.g. an unknown certificate issuer).
+        cause: String,
+    },
+    /// TLS could not be set up locally (unreadable `sslrootcert`, no system roots).
+    #[error("cannot set up TLS for {target}: {source}")]
+    TlsSetup {
         /// The redacted URI.
         target: String,
-        /// The sslmode asking for it.
-        mode: crate::connection::SslMode,
+        /// What went wrong.
+        source: crate::pg_tls::TlsSetupError,
     },
     /// The statement failed.
     #[error("SQL failed: {}", describe_db_error(source))]
@@ -56,7 +66,7 @@ fn describe_db_error(e: &tokio_postgres::Error) -> String {
 impl Diagnose for PgError {
     fn exit_status(&self) -> ExitStatus {
         match self {
-            PgError::TlsRequired { .. } => ExitStatus::Refused,
+            PgError::TlsSetup { .. } => ExitStatus::Usage,
             _ => ExitStatus::Failed,
         }
     }
@@ -64,33 +74,78 @@ impl Diagnose for PgError {
     fn next_step(&self) -> Option<String> {
         Some(match self {
             PgError::Connect { .. } => "check that this machine reaches the database host (VPN, security groups), or drop --local to run from a pod in the cluster".into(),
-            PgError::TlsRequired { .. } => "drop --local to run from a client pod, or use `--local --shell` (local psql handles TLS)".into(),
+            PgError::Tls { mode, .. } if mode.requires_tls() && *mode != crate::connection::SslMode::Require => "the server certificate did not verify: pass the CA that signed it with sslrootcert=/path/ca.pem in the connection (RDS: the region's global-bundle.pem), check the host name matches the certificate, or use sslmode=require to encrypt without verifying".into(),
+            PgError::Tls { .. } => "check that the server accepts TLS on this port (ssl = on), or drop --local to run from a client pod in the cluster".into(),
+            PgError::TlsSetup { .. } => "point sslrootcert at a readable PEM file with the CA certificate, or install the system CA bundle (ca-certificates)".into(),
             PgError::Query { .. } => "check the SQL; Houston tables are case-sensitive and need double quotes, e.g. \"Deployment\"".into(),
         })
     }
 }
 
-/// Connects from this machine; the connection task runs on the current runtime.
+/// Connects from this machine with libpq's sslmode semantics (see [`crate::pg_tls`]);
+/// the connection task runs on the current runtime.
 pub async fn connect(conn: &PgConnection) -> Result<Client, PgError> {
-    if let Some(mode) = conn.sslmode().filter(|m| m.requires_tls()) {
-        return Err(PgError::TlsRequired {
-            target: conn.to_redacted_uri(),
-            mode,
-        });
-    }
-    let (client, connection) =
-        conn.tokio_config()
-            .connect(NoTls)
-            .await
-            .map_err(|source| PgError::Connect {
-                target: conn.to_redacted_uri(),
-                source,
-            })?;
+    let check = crate::pg_tls::plan_cert_check(conn);
+    let tls = crate::pg_tls::connector(&check).map_err(|source| PgError::TlsSetup {
+        target: conn.to_redacted_uri(),
+        source,
+    })?;
+    let config = conn.tokio_config();
+    let client = match tls {
+        Some(tls) => spawn_connection(config.connect(tls).await),
+        None => spawn_connection(config.connect(NoTls).await),
+    };
+    client.map_err(|source| connect_error(conn, source))
+}
+
+/// Starts the connection task; its errors surface on the next query.
+fn spawn_connection<S, T>(
+    connected: Result<(Client, tokio_postgres::Connection<S, T>), tokio_postgres::Error>,
+) -> Result<Client, tokio_postgres::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (client, connection) = connected?;
     tokio::spawn(async move {
-        // Errors surface on the next query; nothing useful to do with them here.
         let _ = connection.await;
     });
     Ok(client)
+}
+
+/// A TLS failure (our handshake error, or the driver's "server does not support TLS")
+/// becomes [`PgError::Tls`] with the whole cause chain; anything else [`PgError::Connect`].
+fn connect_error(conn: &PgConnection, source: tokio_postgres::Error) -> PgError {
+    let mut causes = Vec::new();
+    let mut handshake = false;
+    let mut next = std::error::Error::source(&source);
+    while let Some(e) = next {
+        handshake |= e.is::<crate::pg_tls::HandshakeError>();
+        let text = e.to_string();
+        // HandshakeError displays its io::Error, which displays the rustls error: skip repeats.
+        if causes.last() != Some(&text) {
+            causes.push(text);
+        }
+        next = e.source();
+    }
+    let mode = conn.sslmode().unwrap_or(crate::connection::SslMode::Prefer);
+    let no_server_tls = mode.requires_tls() && source.to_string().contains("TLS");
+    if handshake || no_server_tls {
+        PgError::Tls {
+            host: format!("{}:{}", conn.host(), conn.port()),
+            mode,
+            cause: if causes.is_empty() {
+                source.to_string()
+            } else {
+                causes.join(": ")
+            },
+        }
+    } else {
+        PgError::Connect {
+            target: conn.to_redacted_uri(),
+            source,
+        }
+    }
 }
 
 /// The result of one statement: its columns, its rows as text (NULL as `None`),

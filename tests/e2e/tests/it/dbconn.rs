@@ -981,7 +981,7 @@ fn bad_inputs_give_clear_errors_and_exit_codes() {
             message: "not allowed to get secret",
         },
         Case {
-            name: "TLS required with --local",
+            name: "TLS verify-full of the self-signed test certificate",
             setup: |c| {
                 put_secret(
                     c,
@@ -991,8 +991,8 @@ fn bad_inputs_give_clear_errors_and_exit_codes() {
                 )
             },
             args: &["-c", "select 1", "--local"],
-            code: 3,
-            message: "requires TLS",
+            code: 1,
+            message: "(sslmode=verify-full): invalid peer certificate",
         },
     ];
     assert!(cases.len() >= 15);

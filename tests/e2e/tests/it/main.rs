@@ -9,3 +9,4 @@ mod harness;
 mod krew;
 mod restore;
 mod sandbox;
+mod tls;
