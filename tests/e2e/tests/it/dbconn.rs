@@ -358,19 +358,10 @@ fn command_local_returns_the_fixture_count() {
     assert!(stderr(&out).contains("no_such_table"), "{}", stderr(&out));
 }
 
-#[test]
-fn local_shell_runs_the_local_psql_with_credentials_in_its_environment() {
+/// Feeds psql a one-line script on stdin, waits, and checks it landed in the Houston
+/// database with the `houston$default` search path and saw every fixture deployment.
+fn feed_houston_probe(mut child: std::process::Child) -> std::process::Output {
     use std::io::Write;
-    let cluster = cluster();
-    let mut child = command(dbconn(), &cluster)
-        // A stale PG* setting of the caller must not win over the resolved connection.
-        .env("PGDATABASE", "postgres")
-        .args(["--local", "--shell"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     child
         .stdin
         .take()
@@ -384,6 +375,22 @@ fn local_shell_runs_the_local_psql_with_credentials_in_its_environment() {
         fixture_deployment_count("astronomer_houston")
     );
     assert!(stdout(&out).contains(&expected), "{}", stdout(&out));
+    out
+}
+
+#[test]
+fn local_shell_runs_the_local_psql_with_credentials_in_its_environment() {
+    let cluster = cluster();
+    let child = command(dbconn(), &cluster)
+        // A stale PG* setting of the caller must not win over the resolved connection.
+        .env("PGDATABASE", "postgres")
+        .args(["--local", "--shell"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = feed_houston_probe(child);
     assert_no_fixture_secret("local shell", &format!("{}{}", stdout(&out), stderr(&out)));
 }
 
@@ -636,9 +643,8 @@ fn command_in_client_pod_fails_and_cleans_up() {
 
 #[test]
 fn shell_in_client_pod_attaches_and_cleans_up() {
-    use std::io::Write;
     let cluster = cluster_with_kubelet();
-    let mut child = command(dbconn(), &cluster)
+    let child = command(dbconn(), &cluster)
         .arg("--shell")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -646,19 +652,7 @@ fn shell_in_client_pod_attaches_and_cleans_up() {
         .spawn()
         .unwrap();
     // Not a TTY: psql reads the script from the attached stdin and exits at EOF.
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"select current_database() || ' ' || current_setting('search_path') || ' ' || count(*) from \"Deployment\";\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let expected = format!(
-        "astronomer_houston houston$default {}",
-        fixture_deployment_count("astronomer_houston")
-    );
-    assert!(stdout(&out).contains(&expected), "{}", stdout(&out));
+    let out = feed_houston_probe(child);
     assert_no_fixture_secret(
         "--shell via pod",
         &format!("{}{}", stdout(&out), stderr(&out)),
