@@ -498,16 +498,28 @@ impl Pg {
 
     /// A private copy of `template` (e.g. `astronomer_houston`) for a test that changes
     /// data; returns the new database's name. Drop it with [`Pg::drop_database`].
+    ///
+    /// It copies `<template>_pristine` when the fixtures made one (nobody connects to it),
+    /// since `CREATE DATABASE … TEMPLATE` fails while another session uses the template.
     pub fn clone_database(&self, template: &str) -> String {
         static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("{template}_t{}_{n}", std::process::id());
+        let pristine = format!("{template}_pristine");
+        let exists = self.query_one(
+            "postgres",
+            &format!("select count(*) from pg_database where datname = '{pristine}'"),
+        );
+        let source = if exists.as_deref() == Some("1") {
+            pristine.as_str()
+        } else {
+            template
+        };
         let sql = format!(
-            "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\" OWNER \"{}\"",
+            "CREATE DATABASE \"{name}\" TEMPLATE \"{source}\" OWNER \"{}\"",
             self.user
         );
-        // CREATE DATABASE … TEMPLATE fails while another session is connected to the
-        // template; other tests may be reading it, so retry for a while.
+        // Without a pristine copy other tests may be reading the template: retry a while.
         for attempt in 0.. {
             let pg = self.clone();
             let statement = sql.clone();
@@ -518,20 +530,22 @@ impl Pg {
                     .expect("tokio runtime");
                 runtime.block_on(async move {
                     let client = pg.connect("postgres").await;
-                    client
-                        .batch_execute(&statement)
-                        .await
-                        .map_err(|e| e.to_string())
+                    client.batch_execute(&statement).await.map_err(|e| {
+                        let in_use =
+                            e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE);
+                        let detail = e.as_db_error().map(|d| d.message().to_owned());
+                        (in_use, format!("{e}: {}", detail.unwrap_or_default()))
+                    })
                 })
             })
             .join()
             .expect("clone thread");
             match result {
                 Ok(()) => return name,
-                Err(e) if e.contains("being accessed by other users") && attempt < 100 => {
+                Err((true, _)) if attempt < 600 => {
                     std::thread::sleep(std::time::Duration::from_millis(100));
                 }
-                Err(e) => panic!("{sql}: {e}"),
+                Err((_, e)) => panic!("{sql}: {e}"),
             }
         }
         unreachable!()
