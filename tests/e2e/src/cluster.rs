@@ -1,6 +1,7 @@
 //! Starting the fake cluster loaded with the rendered fixtures, and running the built
 //! binaries against it with a scrubbed environment.
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -145,22 +146,66 @@ impl ClusterBuilder {
     }
 }
 
-/// Path of a workspace binary in the target directory these tests were built into
-/// (`target/debug/<name>`); panics when it has not been built.
+/// Path of a workspace binary of the current build, e.g. `bin("kubectl-astro-restore")`.
+///
+/// The first call runs `cargo build --workspace --bins` (a no-op after `scripts/test`'s
+/// own build) and takes the paths from cargo's JSON messages, so a test never runs a
+/// stale binary, whatever the target directory or profile. (`CARGO_BIN_EXE_*` would need
+/// every test in the package of every binary it runs; the e2e tests run all of them.)
 pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/debug/deps/it-<hash> → target/debug
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binary lives in target/<profile>/deps");
-    let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "{} not found: run `cargo build --workspace` first (scripts/test does)",
-        path.display()
-    );
-    path
+    built_binaries().get(name).cloned().unwrap_or_else(|| {
+        panic!(
+            "no binary {name:?} in the workspace (built: {:?})",
+            built_binaries().keys()
+        )
+    })
+}
+
+fn built_binaries() -> &'static BTreeMap<String, PathBuf> {
+    static BINS: OnceLock<BTreeMap<String, PathBuf>> = OnceLock::new();
+    BINS.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = Command::new(cargo);
+        build
+            .args([
+                "build",
+                "--workspace",
+                "--bins",
+                "--message-format=json-render-diagnostics",
+            ])
+            .arg("--manifest-path")
+            .arg(crate::workspace_root().join("Cargo.toml"))
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit());
+        // Tests built with `--release` run release binaries.
+        let exe = std::env::current_exe().expect("test executable path");
+        if exe.components().any(|c| c.as_os_str() == "release") {
+            build.arg("--release");
+        }
+        let out = build
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {build:?}: {e}"));
+        assert!(
+            out.status.success(),
+            "{build:?} failed (see its messages above)"
+        );
+        let mut bins = BTreeMap::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Ok(message) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            if message["reason"] != "compiler-artifact" {
+                continue;
+            }
+            if let (Some(name), Some(exe)) = (
+                message["target"]["name"].as_str(),
+                message["executable"].as_str(),
+            ) {
+                bins.insert(name.to_owned(), PathBuf::from(exe));
+            }
+        }
+        bins
+    })
 }
 
 /// A HOME for the binaries under test: empty, private, alive for the whole test process.

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 mod cluster;
 pub use cluster::{ClusterBuilder, bin, cluster, cluster_builder, cluster_with, command, run};
-pub use fake_cluster::FakeCluster;
+pub use fake_cluster::{FakeCluster, velero_crd_dir};
 
 /// The DB host every fixture secret names (RDS-style), without the port.
 pub const FIXTURE_DB_HOST: &str = "astro-prod.c1x2y3z4.us-east-1.rds.amazonaws.com";
@@ -101,25 +101,6 @@ pub fn workspace_root() -> PathBuf {
 /// `tests/fixtures/` of this checkout.
 pub fn fixtures_dir() -> PathBuf {
     workspace_root().join("tests").join("fixtures")
-}
-
-/// The Velero CRDs: `$ASTRO_VELERO_CRDS`, else `shared/velero-crds` beside the checkout
-/// (`<checkout>/../shared`, as in CI) or beside one of its ancestors (worktrees).
-pub fn velero_crd_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("ASTRO_VELERO_CRDS") {
-        return PathBuf::from(dir);
-    }
-    let root = workspace_root();
-    root.ancestors()
-        .skip(1)
-        .map(|dir| dir.join("shared").join("velero-crds"))
-        .find(|dir| dir.is_dir())
-        .unwrap_or_else(|| {
-            panic!(
-                "Velero CRDs not found: expected shared/velero-crds beside {} (or set ASTRO_VELERO_CRDS)",
-                root.display()
-            )
-        })
 }
 
 /// Substitutions that point every fixture DB reference at `host:port`: the
@@ -215,13 +196,38 @@ pub fn removals(dir: &Path) -> Vec<ObjectKey> {
         .collect()
 }
 
-/// Days to add to fixture dates so that [`FIXTURE_TODAY`] becomes today (UTC).
-pub fn days_since_fixture_today() -> i32 {
-    let today = jiff::Timestamp::now()
+/// The day the harness renders the fixtures for: `$ASTRO_TEST_TODAY` (`YYYY-MM-DD`) when
+/// set, else today's UTC date. `.ci/run` runs the suite a second time with the clock 40
+/// days after [`FIXTURE_TODAY`] (libfaketime), so a test that names a fixture date
+/// literally fails at once rather than next week; the variable moves only the fixture
+/// dates (the binaries under test keep the real clock), for trying a date by hand.
+pub fn harness_today() -> jiff::civil::Date {
+    if let Some(day) = std::env::var("ASTRO_TEST_TODAY")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        return day
+            .parse()
+            .unwrap_or_else(|e| panic!("ASTRO_TEST_TODAY={day:?} is not a YYYY-MM-DD date: {e}"));
+    }
+    jiff::Timestamp::now()
         .to_zoned(jiff::tz::TimeZone::UTC)
-        .date();
-    let span = today.since(FIXTURE_TODAY).expect("date difference");
+        .date()
+}
+
+/// Days to add to fixture dates so that [`FIXTURE_TODAY`] becomes [`harness_today`].
+pub fn days_since_fixture_today() -> i32 {
+    let span = harness_today()
+        .since(FIXTURE_TODAY)
+        .expect("date difference");
     span.get_days()
+}
+
+/// A fixture name or timestamp as the cluster holds it after rendering, e.g.
+/// `fixture_name("astro-nightly-20261124010000")`: tests must name shifted fixture objects
+/// through this, never literally.
+pub fn fixture_name(written: &str) -> String {
+    shift_dates(written, days_since_fixture_today())
 }
 
 /// Shifts every fixture date in `text` by `days`: `YYYY-MM-DD` (as in RFC 3339

@@ -28,7 +28,7 @@ pub use velero_sim::{VeleroKind, VeleroOutcome};
 pub struct Options {
     /// Directories whose `*.yaml` / `*.yml` files (multi-document, recursively) are loaded.
     pub manifest_dirs: Vec<PathBuf>,
-    /// Directory of CRD YAML files (top level only); default `default_crd_dir()`.
+    /// Directory of CRD YAML files (top level only); default [`velero_crd_dir`].
     /// Set to an empty path to load none.
     pub crd_dir: Option<PathBuf>,
     /// Plain-text replacements applied to every manifest before parsing (`from`, `to`).
@@ -169,18 +169,16 @@ pub struct FakeCluster {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// The default CRD directory: `$FAKE_CLUSTER_CRDS`, else the nearest `shared/velero-crds`
-/// above this crate (the `shared/` folder beside the checkout, also from a worktree).
-pub fn default_crd_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("FAKE_CLUSTER_CRDS") {
-        return PathBuf::from(dir);
-    }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
+/// The Velero CRDs the project tests against: `crds/velero/` of this repository (copied
+/// from upstream, see its `SOURCE.md`). The one lookup of that directory: the e2e harness,
+/// the sandbox and the fake cluster's binary use it too.
+pub fn velero_crd_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
-        .map(|a| a.join("shared/velero-crds"))
-        .find(|p| p.is_dir())
-        .unwrap_or_else(|| manifest.join("../../../shared/velero-crds"))
+        .nth(2)
+        .expect("tests/fake-cluster is two levels below the repository root")
+        .join("crds")
+        .join("velero")
 }
 
 fn yaml_files(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> Result<(), Error> {
@@ -245,7 +243,7 @@ impl FakeCluster {
             st.set_event_cap(n.max(1));
         }
 
-        let crd_dir = options.crd_dir.clone().unwrap_or_else(default_crd_dir);
+        let crd_dir = options.crd_dir.clone().unwrap_or_else(velero_crd_dir);
         if !crd_dir.as_os_str().is_empty() {
             let mut files = Vec::new();
             yaml_files(&crd_dir, false, &mut files)?;

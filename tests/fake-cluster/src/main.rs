@@ -14,7 +14,7 @@ struct Args {
     /// Directories of manifests (`*.yaml`, multi-document) to load, in order.
     #[arg(long, num_args = 1.., required = true)]
     manifests: Vec<PathBuf>,
-    /// Directory of CRD YAML files (default: `shared/velero-crds` beside the checkout).
+    /// Directory of CRD YAML files (default: the repository's `crds/velero/`).
     #[arg(long)]
     crds: Option<PathBuf>,
     /// Port on 127.0.0.1 (default: a free one).

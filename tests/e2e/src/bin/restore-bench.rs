@@ -37,8 +37,7 @@ fn arg(name: &str, default: u64) -> u64 {
 fn main() {
     let backups = arg("--backups", 2000).max(4);
     let latency = Duration::from_millis(arg("--latency-ms", 20));
-    let bin = e2e_tests::workspace_root().join("target/debug/kubectl-astro-restore");
-    assert!(bin.exists(), "run `cargo build --workspace` first");
+    let bin = e2e_tests::bin("kubectl-astro-restore");
 
     // State: the fixture platform (its BSL `default`), the namespace (so backups taken
     // while it existed hold it), and N-3 backups; the newest three are added later.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use e2e_tests::fixture_name;
 use fake_cluster::{FakeCluster, Fault};
 use serde_json::Value;
 
@@ -623,7 +624,7 @@ fn platform_restore_sets_read_only_restores_everything_then_moves() {
         &cluster,
         &[
             "--from-backup",
-            "astro-nightly-20261124010000",
+            &fixture_name("astro-nightly-20261124010000"),
             "--db-host",
             NEW_HOST,
             "--db-port",
@@ -644,7 +645,9 @@ fn platform_restore_sets_read_only_restores_everything_then_moves() {
     let restores = cluster.list("velero.io/v1", "Restore", Some("velero"));
     let ours: Vec<&Value> = restores
         .iter()
-        .filter(|r| r["spec"]["backupName"] == "astro-nightly-20261124010000")
+        .filter(|r| {
+            r["spec"]["backupName"] == fixture_name("astro-nightly-20261124010000").as_str()
+        })
         .collect();
     assert_eq!(ours.len(), 1, "{restores:?}");
     assert_eq!(
@@ -675,7 +678,11 @@ fn platform_restore_refuses_unusable_backup_and_keeps_read_write_on_request() {
     let cluster = start_with_velero();
     let out = run_platform(
         &cluster,
-        &["--from-backup", "astro-manual-20261122050000", "--yes"],
+        &[
+            "--from-backup",
+            &fixture_name("astro-manual-20261122050000"),
+            "--yes",
+        ],
     );
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
@@ -696,7 +703,7 @@ fn platform_restore_refuses_unusable_backup_and_keeps_read_write_on_request() {
         &cluster,
         &[
             "--from-backup",
-            "astro-nightly-20261124010000",
+            &fixture_name("astro-nightly-20261124010000"),
             "--keep-read-write",
             "--yes",
         ],

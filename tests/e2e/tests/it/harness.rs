@@ -279,3 +279,19 @@ fn run_passes_the_kubeconfig_and_scrubs_the_environment() {
     assert_eq!(args[0], "--kubeconfig");
     assert_eq!(args[1], cluster.kubeconfig_path().as_os_str());
 }
+
+/// `.ci/run`'s second pass moves the clock with libfaketime and names the day it expects:
+/// without this check a pass whose clock did not move would pass unnoticed.
+#[test]
+fn harness_today_is_the_day_ci_asked_for() {
+    let Ok(expected) = std::env::var("ASTRO_EXPECT_TODAY") else {
+        return;
+    };
+    assert_eq!(e2e_tests::harness_today().to_string(), expected);
+    let fixture_day = e2e_tests::shift_dates("astro-nightly-20261124010000", 0);
+    assert_ne!(
+        e2e_tests::fixture_name("astro-nightly-20261124010000"),
+        fixture_day,
+        "the fixtures are rendered for another day than they are written for"
+    );
+}

@@ -41,14 +41,18 @@ fn script(name: &str, args: &[&str]) -> String {
         .to_owned()
 }
 
-/// Packages the already-built debug binaries into `dir` and returns the archive path.
+/// Packages the binaries of the current build into `dir` and returns the archive path.
 fn host_archive(dir: &Path) -> PathBuf {
+    let built = e2e_tests::bin("kubectl-astro");
+    let bin_dir = built.parent().expect("binary in a directory");
     PathBuf::from(script(
         "package",
         &[
             "--profile",
             "debug",
             "--no-build",
+            "--bin-dir",
+            bin_dir.to_str().unwrap(),
             "--out",
             dir.to_str().unwrap(),
         ],
@@ -287,7 +291,7 @@ fn every_binary_reports_the_same_version() {
 
 #[test]
 fn kubectl_complete_plugin_answers_the_cobra_protocol() {
-    let out = Command::new(workspace_root().join("target/debug/kubectl_complete-astro"))
+    let out = Command::new(e2e_tests::bin("kubectl_complete-astro"))
         .args(["__complete", "restore", "--from-b"])
         .env_clear()
         .output()

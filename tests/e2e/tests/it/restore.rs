@@ -210,13 +210,7 @@ use fake_cluster::{FakeCluster, Fault, Options, VeleroKind, VeleroOutcome};
 use serde_json::{Value, json};
 
 fn restore_bin() -> PathBuf {
-    let bin = e2e_tests::workspace_root().join("target/debug/kubectl-astro-restore");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --workspace` first",
-        bin.display()
-    );
-    bin
+    e2e_tests::bin("kubectl-astro-restore")
 }
 
 /// A fake cluster holding the rendered fixtures (platform + `variants`), with the Houston
@@ -298,10 +292,6 @@ fn restores(sandbox: &Sandbox) -> Vec<Value> {
 }
 
 /// A fixture backup name shifted to today, as the rendered fixtures have it.
-fn shifted(name: &str) -> String {
-    e2e_tests::shift_dates(name, e2e_tests::days_since_fixture_today())
-}
-
 #[test]
 fn restore_soft_deleted_deployment_end_to_end() {
     let db = HoustonCopy::new("astronomer_houston");
@@ -309,7 +299,7 @@ fn restore_soft_deleted_deployment_end_to_end() {
     let out = run(&sb, &["celestial-zenith-1234", "--yes"]);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
-    let expected = shifted("astro-nightly-20261122010000");
+    let expected = e2e_tests::fixture_name("astro-nightly-20261122010000");
     assert!(all.contains(&format!("backup: {expected}")), "{all}");
     assert!(
         all.contains("platform namespace + '-' + release name"),
@@ -500,7 +490,7 @@ fn refusals_each_with_their_own_message_and_code() {
         "backup no-such-backup not found",
     );
     // Failed backup.
-    let failed = shifted("astro-manual-20261122050000");
+    let failed = e2e_tests::fixture_name("astro-manual-20261122050000");
     case(
         &[
             "celestial-zenith-1234",
@@ -525,7 +515,7 @@ fn refusals_each_with_their_own_message_and_code() {
         "no usable backup contains namespace astronomer-nowhere",
     );
     // Named backup that does not hold the namespace.
-    let newest = shifted("astro-nightly-20261124010000");
+    let newest = e2e_tests::fixture_name("astro-nightly-20261124010000");
     case(
         &[
             "celestial-zenith-1234",
