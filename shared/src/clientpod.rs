@@ -363,6 +363,10 @@ impl ClientPod {
                     e,
                 )
             })?;
+        // A pod that needs no credentials in the cluster (the relay of `pgtunnel`) gets no Secret.
+        if plan.secret_env.is_empty() {
+            return Ok(this);
+        }
         if let Err(e) = secrets
             .create(&PostParams::default(), &plan.secret(Some(&pod), false))
             .await
@@ -544,6 +548,30 @@ impl ClientPod {
         };
         let _ = attached.join().await;
         Ok(code)
+    }
+
+    /// Runs `command` in the container (exec) with stdin, stdout and stderr as byte streams
+    /// (no TTY), for a program that speaks a protocol over them (see [`crate::pgtunnel`]).
+    /// Unlike the container's own output, an exec session's output is not kept in the
+    /// pod's logs.
+    pub async fn exec_streams(
+        &self,
+        command: &[&str],
+    ) -> Result<kube::api::AttachedProcess, ClientPodError> {
+        let params = AttachParams::default()
+            .container(CONTAINER)
+            .stdin(true)
+            .stdout(true)
+            .stderr(true)
+            .tty(false);
+        self.pods
+            .exec(&self.name, command.to_vec(), &params)
+            .await
+            .map_err(|source| ClientPodError::Attach {
+                namespace: self.namespace.clone(),
+                name: self.name.clone(),
+                source: Box::new(source),
+            })
     }
 
     /// Deletes the Pod and the Secret (each even if the other fails; a missing one is fine).

@@ -70,6 +70,7 @@ module_errors! {
     Platform(crate::platform::PlatformError),
     /// Connecting to or querying PostgreSQL from this machine.
     Pg(crate::pg::PgError),
+    Tunnel(crate::pgtunnel::TunnelError),
     /// A temporary database client pod.
     ClientPod(crate::clientpod::ClientPodError),
     /// Restoring a deployment (backup choice, pre-flight, outcome).
@@ -96,3 +97,13 @@ impl Error {
 
 /// Result with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl<E: Into<Error>> From<crate::pgtunnel::SessionError<E>> for Error {
+    fn from(e: crate::pgtunnel::SessionError<E>) -> Self {
+        match e {
+            crate::pgtunnel::SessionError::Local(e) => Error::Pg(e),
+            crate::pgtunnel::SessionError::Tunnel(e) => Error::Tunnel(e),
+            crate::pgtunnel::SessionError::Body(e) => e.into(),
+        }
+    }
+}

@@ -18,6 +18,7 @@ pub mod namespaces;
 pub mod pg;
 pub mod pg_tls;
 pub mod pgbouncer_ini;
+pub mod pgtunnel;
 pub mod platform;
 pub mod platform_restore;
 pub mod release;

@@ -13,7 +13,7 @@ use crate::exit::ExitStatus;
 #[derive(Debug, thiserror::Error)]
 pub enum PgError {
     /// The server could not be reached or refused the login.
-    #[error("cannot connect to {target}: {source}")]
+    #[error("cannot connect to {target} from this machine: {source}")]
     Connect {
         /// The redacted URI we tried.
         target: String,
@@ -96,6 +96,56 @@ pub async fn connect(conn: &PgConnection) -> Result<Client, PgError> {
         None => spawn_connection(config.connect(NoTls).await),
     };
     client.map_err(|source| connect_error(conn, source))
+}
+
+/// Connects over an already open byte stream to the server (e.g. a relay in the cluster,
+/// see [`crate::pgtunnel`]), with the same sslmode semantics as [`connect`]: TLS, when
+/// asked for, runs end to end inside the stream. `keep` lives as long as the connection
+/// (what carries the stream, e.g. the exec session).
+pub async fn connect_over<S, K>(conn: &PgConnection, stream: S, keep: K) -> Result<Client, PgError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    K: Send + 'static,
+{
+    use tokio_postgres::tls::MakeTlsConnect;
+    let check = crate::pg_tls::plan_cert_check(conn);
+    let tls = crate::pg_tls::connector(&check).map_err(|source| PgError::TlsSetup {
+        target: conn.to_redacted_uri(),
+        source,
+    })?;
+    let config = conn.tokio_config();
+    let connected =
+        match tls {
+            Some(mut make) => {
+                let handshake = MakeTlsConnect::<S>::make_tls_connect(&mut make, conn.host())
+                    .map_err(|e| PgError::Tls {
+                        host: format!("{}:{}", conn.host(), conn.port()),
+                        mode: conn.sslmode().unwrap_or(crate::connection::SslMode::Prefer),
+                        cause: e.to_string(),
+                    })?;
+                config
+                    .connect_raw(stream, handshake)
+                    .await
+                    .map(|(client, connection)| {
+                        tokio::spawn(async move {
+                            let _keep = keep;
+                            let _ = connection.await;
+                        });
+                        client
+                    })
+            }
+            None => config
+                .connect_raw(stream, NoTls)
+                .await
+                .map(|(client, connection)| {
+                    tokio::spawn(async move {
+                        let _keep = keep;
+                        let _ = connection.await;
+                    });
+                    client
+                }),
+        };
+    connected.map_err(|source| connect_error(conn, source))
 }
 
 /// Starts the connection task; its errors surface on the next query.

@@ -9,9 +9,11 @@ use kube::Api;
 use kube::api::PostParams;
 
 use crate::cli::{GlobalArgs, OutputFormat, print_stdout};
+use crate::clientpod;
 use crate::error::{Error, Result};
 use crate::exit::ExitStatus;
-use crate::houston::{self, DeploymentColumns, DeploymentStatus, UndeletePlan};
+use crate::houston::{self, DeploymentColumns, DeploymentStatus, HoustonError, UndeletePlan};
+use crate::pgtunnel::{self, DbAccess, RelaySettings};
 use crate::release::ReleaseName;
 use crate::restore::choice::{self, BackupSource, Choice, Containment};
 use crate::restore::namespace::{self, ResolvedNamespace};
@@ -66,6 +68,34 @@ pub struct ChangeArgs {
     pub output: OutputFormat,
 }
 
+/// Where Houston's database is reached from.
+#[derive(Debug, Clone, Args)]
+pub struct HoustonAccessArgs {
+    /// Connect to Houston's database from this machine instead of through a pod in the cluster.
+    #[arg(long)]
+    pub local: bool,
+    /// Image of the pod that reaches the database from the cluster (needs bash and cat).
+    #[arg(long, value_name = "IMAGE", default_value = clientpod::DEFAULT_IMAGE)]
+    pub image: String,
+    /// Seconds to wait for that pod to start.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub pod_timeout: u64,
+}
+
+impl HoustonAccessArgs {
+    fn access(&self, platform_namespace: &str, platform_release: &str) -> DbAccess {
+        if self.local {
+            return DbAccess::Local;
+        }
+        DbAccess::Cluster(RelaySettings {
+            namespace: platform_namespace.to_owned(),
+            platform_release: platform_release.to_owned(),
+            image: self.image.clone(),
+            start_timeout: Duration::from_secs(self.pod_timeout),
+        })
+    }
+}
+
 /// `kubectl astro restore RELEASE`.
 #[derive(Debug, Clone, Args)]
 pub struct RestoreArgs {
@@ -112,6 +142,9 @@ pub struct RestoreArgs {
     /// How long --verify and --wait-for-namespace wait.
     #[arg(long, value_name = "DURATION", default_value = "10m")]
     pub verify_timeout: jiff::SignedDuration,
+    /// Houston access.
+    #[command(flatten)]
+    pub houston: HoustonAccessArgs,
     /// Change-step flags.
     #[command(flatten)]
     pub change: ChangeArgs,
@@ -132,6 +165,7 @@ impl RestoreArgs {
             || self.verify
             || self.change.dry_run
             || self.change.yes
+            || self.houston.local
     }
 }
 
@@ -144,6 +178,9 @@ pub struct UndeleteArgs {
     /// Undelete even if its workspace or Airflow database is gone.
     #[arg(long)]
     pub force: bool,
+    /// Houston access.
+    #[command(flatten)]
+    pub houston: HoustonAccessArgs,
     /// Change-step flags.
     #[command(flatten)]
     pub change: ChangeArgs,
@@ -173,18 +210,20 @@ fn to_std(d: jiff::SignedDuration) -> Duration {
     Duration::try_from(d).unwrap_or(Duration::ZERO)
 }
 
-/// Houston as seen for one release.
+/// Houston as seen for one release, and how to reach it again.
 struct HoustonView {
-    client: tokio_postgres::Client,
     columns: DeploymentColumns,
     status: DeploymentStatus,
     connection: crate::connection::PgConnection,
+    access: DbAccess,
+    platform_release: String,
 }
 
 async fn houston_view(
     kube: &kube::Client,
     global: &GlobalArgs,
     release: &ReleaseName,
+    reach: &HoustonAccessArgs,
 ) -> Result<HoustonView> {
     let platform = crate::platform::collect_platform_release(
         kube,
@@ -202,15 +241,65 @@ async fn houston_view(
     for n in &resolved.notes {
         note(format!("houston: {n}"));
     }
-    let client = crate::pg::connect(&resolved.connection).await?;
-    let columns = houston::collect_columns(&client).await?;
-    let status = houston::collect_status(&client, &columns, release).await?;
+    let access = reach.access(&global.platform_namespace, &platform.name);
+    if let DbAccess::Cluster(s) = &access {
+        note(format!(
+            "houston: reading through a pod in namespace {} (--local connects from this machine)",
+            s.namespace
+        ));
+    }
+    let (columns, status) =
+        pgtunnel::with_connection(kube, &access, &resolved.connection, async |client| {
+            let columns = houston::collect_columns(client).await?;
+            let status = houston::collect_status(client, &columns, release).await?;
+            Ok::<_, HoustonError>((columns, status))
+        })
+        .await?;
     Ok(HoustonView {
-        client,
         columns,
         status,
         connection: resolved.connection,
+        access,
+        platform_release: platform.name,
     })
+}
+
+/// Re-reads the row (time passed since the view) and runs the checked one-row undelete,
+/// in one session; `None` when someone undeleted it meanwhile.
+async fn undelete_now(
+    kube: &kube::Client,
+    view: &HoustonView,
+    release: &ReleaseName,
+    force: bool,
+) -> Result<Option<houston::Undeleted>> {
+    let done = pgtunnel::with_connection(kube, &view.access, &view.connection, async |client| {
+        let status = houston::collect_status(client, &view.columns, release).await?;
+        match houston::plan_undelete(release, &status, force)? {
+            UndeletePlan::NothingToDo => Ok::<_, HoustonError>(None),
+            UndeletePlan::Undelete { .. } => Ok(Some(houston::undelete(client, release).await?)),
+        }
+    })
+    .await?;
+    Ok(done)
+}
+
+/// How the undelete would reach Houston, for `--dry-run`.
+fn describe_access(view: &HoustonView) -> String {
+    match &view.access {
+        DbAccess::Local => "from this machine (--local)".to_owned(),
+        DbAccess::Cluster(s) => {
+            let pod = pgtunnel::plan_relay(s, &view.connection).pod();
+            let yaml = serde_saphyr::to_string(&pod).unwrap_or_else(|e| format!("({e})\n"));
+            let mut text = format!(
+                "through a temporary relay pod in namespace {} (deleted afterwards; no Secret, the password stays in the protocol stream):\n",
+                s.namespace
+            );
+            for line in yaml.lines() {
+                text.push_str(&format!("#   {line}\n"));
+            }
+            text
+        }
+    }
 }
 
 fn describe_status(release: &ReleaseName, status: &DeploymentStatus) -> String {
@@ -308,7 +397,7 @@ struct UndeleteReport {
 async fn run_undelete(global: &GlobalArgs, args: &UndeleteArgs) -> Result<ExitStatus> {
     let release = ReleaseName::parse(&args.release)?;
     let kube = crate::client::client_from(global).await?;
-    let mut view = houston_view(&kube, global, &release).await?;
+    let view = houston_view(&kube, global, &release, &args.houston).await?;
     note(describe_status(&release, &view.status));
     let plan = houston::plan_undelete(&release, &view.status, args.force)?;
     let mut report = UndeleteReport {
@@ -332,6 +421,10 @@ async fn run_undelete(global: &GlobalArgs, args: &UndeleteArgs) -> Result<ExitSt
     }
     let sql = houston::DrySql(&release).to_string();
     if args.change.dry_run {
+        note(format!(
+            "dry run: the SQL would run {}",
+            describe_access(&view)
+        ));
         report.sql = Some(sql.clone());
         print_result(args.change.output, &sql, &report).map_err(output_error)?;
         return Ok(ExitStatus::Success);
@@ -343,7 +436,11 @@ async fn run_undelete(global: &GlobalArgs, args: &UndeleteArgs) -> Result<ExitSt
             what: format!("undeleting {release} in Houston"),
         },
     )?;
-    let done = houston::undelete(&mut view.client, &release).await?;
+    let Some(done) = undelete_now(&kube, &view, &release, args.force).await? else {
+        let text = format!("{release} was undeleted meanwhile; nothing to do\n");
+        print_result(args.change.output, &text, &report).map_err(output_error)?;
+        return Ok(ExitStatus::Success);
+    };
     report.rows_changed = done.rows;
     let text = format!(
         "undeleted {release} in Houston ({} row changed); it shows up again in its workspace\n",
@@ -417,7 +514,7 @@ async fn run_restore(global: &GlobalArgs, args: &RestoreArgs) -> Result<ExitStat
     let view = if skip_houston {
         None
     } else {
-        match houston_view(&kube, global, &release).await {
+        match houston_view(&kube, global, &release, &args.houston).await {
             Ok(v) => Some(v),
             Err(e) if args.no_undelete || args.list_backups => {
                 note(format!(
@@ -543,8 +640,19 @@ async fn run_restore(global: &GlobalArgs, args: &RestoreArgs) -> Result<ExitStat
     };
     let target = restore_plan.target_namespace().to_owned();
     let state = namespace::collect_namespace_state(&kube, &target).await?;
-    let platform_release = global.platform_release.as_deref().unwrap_or("astronomer");
-    if let Some(w) = namespace::label_warning(&resolved, &state, platform_release) {
+    let platform_release = match &view {
+        Some(v) => v.platform_release.clone(),
+        None => {
+            crate::platform::collect_platform_release(
+                &kube,
+                &global.platform_namespace,
+                global.platform_release.as_deref(),
+            )
+            .await?
+            .name
+        }
+    };
+    if let Some(w) = namespace::label_warning(&resolved, &state, &platform_release) {
         note(format!("warning: {w}"));
     }
     let action = preflight::plan_namespace(
@@ -563,6 +671,12 @@ async fn run_restore(global: &GlobalArgs, args: &RestoreArgs) -> Result<ExitStat
             note(format!("note: {n}"));
         }
         let mut text = serde_saphyr::to_string(&object).unwrap_or_default();
+        if let (Some(_), Some(v)) = (&sql, &view) {
+            note(format!(
+                "dry run: after the restore, the undelete SQL would run {}",
+                describe_access(v)
+            ));
+        }
         if let Some(sql) = &sql {
             text.push_str("---\n# then, in the Houston database:\n");
             for line in sql.lines() {
@@ -617,19 +731,8 @@ async fn run_restore(global: &GlobalArgs, args: &RestoreArgs) -> Result<ExitStat
 
     // Create and wait.
     let api: Api<Restore> = Api::namespaced(kube.clone(), &global.velero_namespace);
-    let restore: Restore = serde_json::from_value(object)
-        .map_err(|e| Error::usage(format!("internal: Restore object: {e}"), "report this bug"))?;
-    api.create(&PostParams::default(), &restore)
-        .await
-        .map_err(|e| {
-            crate::client::KubeError::api(
-                format!(
-                    "create restore {}/{}",
-                    global.velero_namespace, restore_plan.name
-                ),
-                e,
-            )
-        })?;
+    let mut restore_plan = restore_plan;
+    create_restore(&api, &mut restore_plan, &release).await?;
     note(format!(
         "created restore {}/{}",
         global.velero_namespace, restore_plan.name
@@ -644,16 +747,12 @@ async fn run_restore(global: &GlobalArgs, args: &RestoreArgs) -> Result<ExitStat
             crate::wait::WaitOutcome::Interrupted { .. }
             | crate::wait::WaitOutcome::TimedOut { .. },
         ) => {
-            return Err(Error::usage(
-                format!(
-                    "stopped waiting; restore {} keeps running in Velero and {release} was not undeleted",
-                    restore_plan.name
-                ),
-                format!(
-                    "check it with `kubectl get restore {} -n {} -o yaml`; once Completed, run `kubectl astro restore undelete {release}`",
-                    restore_plan.name, global.velero_namespace
-                ),
-            ));
+            return Err(RestoreError::StoppedWaiting {
+                name: restore_plan.name.clone(),
+                velero_namespace: global.velero_namespace.clone(),
+                release: release.to_string(),
+            }
+            .into());
         }
         Err(e) => {
             // The watch gave up: one GET still tells us if the restore finished.
@@ -686,22 +785,33 @@ async fn run_restore(global: &GlobalArgs, args: &RestoreArgs) -> Result<ExitStat
         print_result(args.change.output, "", &report).ok();
         return Err(e.into());
     }
+    // Velero's Completed is not proof: the namespace must be there, holding objects.
+    let restored = report
+        .outcome
+        .as_ref()
+        .map(|o| o.items_restored)
+        .unwrap_or_default();
+    let found = namespace::collect_restored(&kube, &target).await?;
+    if let Err(what) = namespace::check_restored(&target, restored, &found) {
+        if undelete {
+            note(format!(
+                "{release} was not undeleted in Houston: the restore brought nothing back"
+            ));
+        }
+        print_result(args.change.output, "", &report).ok();
+        return Err(RestoreError::NothingRestored {
+            name: restore_plan.name.clone(),
+            backup: backup.name.clone(),
+            what,
+        }
+        .into());
+    }
+    note(format!("namespace {target}: {}", found.describe()));
 
     // Undelete: re-read the row (time passed) and run the checked transaction.
     if undelete && let Some(v) = view.as_ref() {
-        let undeleted = async {
-            // A long restore may have outlived the first connection; the row may have changed.
-            let mut client = crate::pg::connect(&v.connection).await?;
-            let status = houston::collect_status(&client, &v.columns, &release).await?;
-            match houston::plan_undelete(&release, &status, args.force)? {
-                UndeletePlan::NothingToDo => Ok::<_, Error>(None),
-                UndeletePlan::Undelete { .. } => {
-                    Ok(Some(houston::undelete(&mut client, &release).await?))
-                }
-            }
-        }
-        .await;
-        match undeleted {
+        // A new session: a long restore may have outlived the first; the row may have changed.
+        match undelete_now(&kube, v, &release, args.force).await {
             Ok(Some(done)) => {
                 note(format!(
                     "houston: undeleted {release} ({} row changed)",
@@ -741,6 +851,35 @@ async fn run_restore(global: &GlobalArgs, args: &RestoreArgs) -> Result<ExitStat
     );
     print_result(args.change.output, &text, &report).map_err(output_error)?;
     Ok(ExitStatus::Success)
+}
+
+/// Creates the Restore; when another restore of the release took the name in the same
+/// second (409), tries `<name>-1`, `<name>-2`… (the object is only created once).
+async fn create_restore(
+    api: &Api<Restore>,
+    plan: &mut RestorePlan,
+    release: &ReleaseName,
+) -> Result<()> {
+    let now = jiff::Timestamp::now();
+    for attempt in 1..=10 {
+        let restore: Restore = serde_json::from_value(plan::restore_object(plan)).map_err(|e| {
+            Error::usage(format!("internal: Restore object: {e}"), "report this bug")
+        })?;
+        match api.create(&PostParams::default(), &restore).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < 10 => {
+                plan.name = plan::restore_name_attempt(release, now, attempt);
+            }
+            Err(e) => {
+                return Err(crate::client::KubeError::api(
+                    format!("create restore {}", plan.name),
+                    e,
+                )
+                .into());
+            }
+        }
+    }
+    unreachable!("the last attempt returns")
 }
 
 fn no_backup_error(source: &BackupSource, choice: &Choice, namespace: &str) -> RestoreError {

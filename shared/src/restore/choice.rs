@@ -1,5 +1,7 @@
 //! Choosing the backup to restore from: the newest usable backup that really holds the
-//! namespace, decided from its include/exclude globs and, only when needed, its resource list.
+//! namespace. Only a backup's resource list proves that: a schedule keeps naming a deleted
+//! namespace in `includedNamespaces`, and Velero reports those backups `Completed` with
+//! nothing of it inside. The include/exclude globs only rule backups out (no download).
 
 use std::collections::BTreeMap;
 
@@ -77,16 +79,14 @@ impl BackupInfo {
     }
 }
 
-/// Whether a backup holds the namespace, as far as its spec tells.
+/// Whether a backup may hold the namespace, as far as its spec tells.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "verdict", content = "reason", rename_all = "camelCase")]
 pub enum Containment {
-    /// Named in `includedNamespaces`.
-    Yes(String),
-    /// Excluded, or not matched by any include.
+    /// Excluded, or not matched by any include: it cannot hold the namespace.
     No(String),
-    /// Matched by `*` or a glob: only the backup's resource list can tell whether the
-    /// namespace existed when the backup ran.
+    /// Named in `includedNamespaces`, or matched by `*` or a glob: only the backup's
+    /// resource list can tell whether the namespace existed when the backup ran.
     Maybe(String),
 }
 
@@ -154,7 +154,7 @@ pub fn containment(b: &BackupInfo, namespace: &str) -> Containment {
         return Containment::Maybe("includes every namespace (*)".into());
     }
     if b.included.iter().any(|p| p == namespace) {
-        return Containment::Yes("listed in includedNamespaces".into());
+        return Containment::Maybe("listed in includedNamespaces".into());
     }
     if let Some(p) = b
         .included
@@ -203,12 +203,15 @@ impl Candidate {
             return format!("not usable: {why}");
         }
         match (&self.containment, self.confirmed) {
-            (_, Some(true)) => "contains the namespace (resource list)".into(),
-            (_, Some(false)) => "does not contain the namespace (resource list)".into(),
-            (Containment::Yes(r), None) => format!("contains the namespace ({r})"),
-            (Containment::No(r), None) => format!("does not contain the namespace ({r})"),
+            (Containment::Maybe(r), Some(true)) => {
+                format!("holds the namespace (confirmed by its resource list; {r})")
+            }
+            (Containment::Maybe(r), Some(false)) => {
+                format!("does not hold the namespace (its resource list lacks it, although {r})")
+            }
+            (Containment::No(r), _) => format!("does not hold the namespace ({r})"),
             (Containment::Maybe(r), None) => {
-                format!("may contain the namespace ({r}; resource list not read)")
+                format!("not checked ({r}; resource list not read: a newer backup was chosen)")
             }
         }
     }
@@ -276,8 +279,9 @@ impl Choice {
     }
 }
 
-/// Walks the candidates newest first and stops at the first usable backup that holds the
-/// namespace, downloading a resource list only for `Maybe` verdicts (once per backup).
+/// Walks the candidates newest first and stops at the first usable backup whose resource
+/// list holds the namespace; a list is downloaded only for backups the spec does not rule
+/// out, at most once per backup (the candidates are distinct backups).
 pub async fn choose<E>(
     mut candidates: Vec<Candidate>,
     namespace: &str,
@@ -291,7 +295,6 @@ pub async fn choose<E>(
         }
         let reason = match &c.containment {
             Containment::No(_) => continue,
-            Containment::Yes(r) => r.clone(),
             Containment::Maybe(r) => {
                 let list = resource_list(&c.backup.name).await?;
                 downloads += 1;
@@ -379,7 +382,8 @@ mod tests {
     fn containment_rules() {
         let ns = "astronomer-celestial-zenith-1234";
         let mut b = backup("b", "Completed", 0, &[ns]);
-        assert!(matches!(containment(&b, ns), Containment::Yes(_)));
+        // Named is not proof: only the resource list can say it holds the namespace.
+        assert!(matches!(containment(&b, ns), Containment::Maybe(_)));
         b.included = vec!["astronomer".into()];
         assert!(matches!(containment(&b, ns), Containment::No(_)));
         b.included = vec![];
@@ -457,6 +461,10 @@ mod tests {
         .unwrap();
         assert_eq!(asked, ["all-without", "all-with"]);
         assert_eq!(choice.downloads, 2);
+        assert_eq!(
+            choice.candidates[5].confirmed, None,
+            "older ones are not read"
+        );
         assert_eq!(choice.chosen().unwrap().backup.name, "all-with");
         assert_eq!(choice.candidates[3].confirmed, Some(false));
         assert!(choice.reason.unwrap().contains("resource list"));
@@ -478,7 +486,7 @@ mod tests {
                 ns,
                 allow,
             );
-            choose(cands, ns, async |_: &str| Err::<BTreeMap<_, _>, ()>(()))
+            choose(cands, ns, async |_: &str| Ok::<_, ()>(list(&["ns1"])))
                 .await
                 .unwrap()
                 .chosen()
@@ -486,6 +494,50 @@ mod tests {
         };
         assert_eq!(pick(false).await.as_deref(), Some("daily-0"));
         assert_eq!(pick(true).await.as_deref(), Some("daily-1"));
+    }
+
+    #[tokio::test]
+    async fn a_schedule_that_still_names_a_deleted_namespace_is_not_proof() {
+        let ns = "astronomer-celestial-zenith-1234";
+        // Every backup names the namespace; only the oldest ran while it existed.
+        let backups = vec![
+            backup("after-2", "Completed", 30, &["astronomer", ns]),
+            backup("after-1", "Completed", 20, &["astronomer", ns]),
+            backup("before", "Completed", 10, &["astronomer", ns]),
+            backup("older", "Completed", 5, &["astronomer", ns]),
+        ];
+        let candidates = plan_candidates(backups, &BackupSource::Newest, ns, false);
+        let mut asked = Vec::new();
+        let choice = choose(candidates, ns, async |name: &str| {
+            asked.push(name.to_owned());
+            Ok::<_, ()>(if name.starts_with("after") {
+                list(&["astronomer"])
+            } else {
+                list(&["astronomer", ns])
+            })
+        })
+        .await
+        .unwrap();
+        assert_eq!(choice.chosen().unwrap().backup.name, "before");
+        assert_eq!(asked, ["after-2", "after-1", "before"]);
+        assert_eq!(choice.candidates[0].confirmed, Some(false));
+        assert!(choice.candidates[0].verdict().contains("lacks it"));
+        assert!(choice.candidates[3].verdict().contains("not checked"));
+
+        // Named with --from-backup: the same proof is asked for.
+        let named = plan_candidates(
+            vec![backup("after-1", "Completed", 20, &[ns])],
+            &BackupSource::Named("after-1".into()),
+            ns,
+            false,
+        );
+        let choice = choose(named, ns, async |_: &str| {
+            Ok::<_, ()>(list(&["astronomer"]))
+        })
+        .await
+        .unwrap();
+        assert!(choice.chosen().is_none());
+        assert_eq!(choice.candidates[0].confirmed, Some(false));
     }
 
     #[test]

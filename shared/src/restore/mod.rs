@@ -121,6 +121,28 @@ pub enum RestoreError {
         /// Deployments still not Available.
         pending: String,
     },
+    /// We stopped waiting (Ctrl-C, --timeout); the Restore keeps running in Velero.
+    #[error(
+        "stopped waiting; restore {name} keeps running in Velero and {release} was not undeleted in Houston"
+    )]
+    StoppedWaiting {
+        /// The Restore.
+        name: String,
+        /// Its namespace.
+        velero_namespace: String,
+        /// The release.
+        release: String,
+    },
+    /// Velero said Completed, but the cluster does not show what it restored.
+    #[error("restore {name} ended Completed, but {what}; Houston was left unchanged")]
+    NothingRestored {
+        /// The Restore.
+        name: String,
+        /// The backup it read.
+        backup: String,
+        /// What is missing, e.g. "namespace X does not exist".
+        what: String,
+    },
     /// Downloading a file Velero serves (resource list, results) failed.
     #[error("cannot download the {what} of {target}: {reason}")]
     Download {
@@ -140,6 +162,8 @@ impl Diagnose for RestoreError {
                 ExitStatus::Usage
             }
             RestoreError::RestoreFailed { .. }
+            | RestoreError::StoppedWaiting { .. }
+            | RestoreError::NothingRestored { .. }
             | RestoreError::NotAvailable { .. }
             | RestoreError::Download { .. } => ExitStatus::Failed,
             _ => ExitStatus::Refused,
@@ -159,6 +183,12 @@ impl Diagnose for RestoreError {
             RestoreError::NeedsConfirmation { .. } => "re-run with --yes, or in a terminal to answer the prompt".into(),
             RestoreError::Declined => return None,
             RestoreError::RestoreFailed { name, .. } => format!("see `velero restore describe {name} --details` and `velero restore logs {name}`"),
+            RestoreError::StoppedWaiting { name, velero_namespace, release } => format!(
+                "check it with `kubectl get restore {name} -n {velero_namespace} -o yaml`; once Completed, run `kubectl astro restore undelete {release}`"
+            ),
+            RestoreError::NothingRestored { name, backup, .. } => format!(
+                "see `velero restore describe {name} --details`; check that backup {backup} holds the namespace (`kubectl astro restore RELEASE --list-backups`) and pick one that does"
+            ),
             RestoreError::NotAvailable { namespace, .. } => format!("look at `kubectl get pods -n {namespace}` and the events of the pending Deployments"),
             RestoreError::Download { .. } => "check that this machine can reach the object store URL Velero hands out, and that you may create downloadrequests.velero.io".into(),
         })

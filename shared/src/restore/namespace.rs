@@ -185,3 +185,118 @@ mod tests {
         assert_eq!(state_of(Some(&ns)), NamespaceState::Terminating);
     }
 }
+
+/// What a restored namespace holds, as far as the restore check looks: its state and its
+/// workloads (every Airflow deployment namespace has Deployments or StatefulSets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoredContents {
+    /// The namespace's state now.
+    pub state: NamespaceState,
+    /// Deployments in it.
+    pub deployments: usize,
+    /// StatefulSets in it.
+    pub statefulsets: usize,
+}
+
+impl RestoredContents {
+    /// E.g. "Active, 4 Deployments, 2 StatefulSets".
+    pub fn describe(&self) -> String {
+        let state = match self.state {
+            NamespaceState::Absent => "absent",
+            NamespaceState::Terminating => "Terminating",
+            NamespaceState::Active { .. } => "Active",
+        };
+        format!(
+            "{state}, {} Deployments, {} StatefulSets",
+            self.deployments, self.statefulsets
+        )
+    }
+}
+
+/// Reads the namespace and counts its workloads.
+pub async fn collect_restored(
+    client: &kube::Client,
+    name: &str,
+) -> Result<RestoredContents, KubeError> {
+    use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+    let state = collect_namespace_state(client, name).await?;
+    if state == NamespaceState::Absent {
+        return Ok(RestoredContents {
+            state,
+            deployments: 0,
+            statefulsets: 0,
+        });
+    }
+    let params = kube::api::ListParams::default();
+    let deployments = Api::<Deployment>::namespaced(client.clone(), name)
+        .list(&params)
+        .await
+        .map_err(|e| KubeError::api(format!("list deployments in namespace {name}"), e))?;
+    let statefulsets = Api::<StatefulSet>::namespaced(client.clone(), name)
+        .list(&params)
+        .await
+        .map_err(|e| KubeError::api(format!("list statefulsets in namespace {name}"), e))?;
+    Ok(RestoredContents {
+        state,
+        deployments: deployments.items.len(),
+        statefulsets: statefulsets.items.len(),
+    })
+}
+
+/// Whether a `Completed` restore really brought the namespace back: it exists, is not
+/// being deleted, and holds workloads when Velero says it restored more than the
+/// namespace itself. `Err` says what is missing.
+pub fn check_restored(
+    namespace: &str,
+    items_restored: i64,
+    found: &RestoredContents,
+) -> Result<(), String> {
+    match found.state {
+        NamespaceState::Absent => {
+            return Err(format!(
+                "namespace {namespace} does not exist ({items_restored} items restored)"
+            ));
+        }
+        NamespaceState::Terminating => {
+            return Err(format!("namespace {namespace} is Terminating"));
+        }
+        NamespaceState::Active { .. } => {}
+    }
+    if items_restored <= 1 {
+        return Err(format!(
+            "it restored {items_restored} items: namespace {namespace} holds nothing from the backup"
+        ));
+    }
+    if found.deployments + found.statefulsets == 0 {
+        return Err(format!(
+            "namespace {namespace} holds no Deployments or StatefulSets although {items_restored} items were restored"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod restored_tests {
+    use super::*;
+
+    fn found(state: NamespaceState, deployments: usize) -> RestoredContents {
+        RestoredContents {
+            state,
+            deployments,
+            statefulsets: 0,
+        }
+    }
+
+    #[test]
+    fn completed_is_not_proof() {
+        let active = NamespaceState::Active {
+            labels: BTreeMap::new(),
+        };
+        assert!(check_restored("ns", 40, &found(active.clone(), 3)).is_ok());
+        let absent = check_restored("ns", 0, &found(NamespaceState::Absent, 0)).unwrap_err();
+        assert!(absent.contains("does not exist"), "{absent}");
+        assert!(check_restored("ns", 1, &found(active.clone(), 0)).is_err());
+        assert!(check_restored("ns", 40, &found(active, 0)).is_err());
+        assert!(check_restored("ns", 40, &found(NamespaceState::Terminating, 3)).is_err());
+    }
+}

@@ -75,7 +75,16 @@ impl RestorePlan {
 
 /// `<release>-<UTC yyyymmddhhmmss>`; release names are ≤ 45 characters so this is ≤ 60.
 pub fn restore_name(release: &ReleaseName, now: jiff::Timestamp) -> String {
-    let stamp = now.strftime("%Y%m%d%H%M%S").to_string();
+    restore_name_attempt(release, now, 0)
+}
+
+/// [`restore_name`] for the `attempt`-th try: `-<attempt>` is appended from 1 on, for when
+/// another restore of the release took the name in the same second (409 AlreadyExists).
+pub fn restore_name_attempt(release: &ReleaseName, now: jiff::Timestamp, attempt: u32) -> String {
+    let mut stamp = now.strftime("%Y%m%d%H%M%S").to_string();
+    if attempt > 0 {
+        stamp.push_str(&format!("-{attempt}"));
+    }
     let keep = MAX_RESTORE_NAME - stamp.len() - 1;
     let base: String = release.as_str().chars().take(keep).collect();
     format!("{}-{stamp}", base.trim_end_matches('-'))
@@ -121,6 +130,12 @@ mod tests {
         );
         let long = ReleaseName::parse(&"a".repeat(45)).unwrap();
         assert!(restore_name(&long, now).len() <= MAX_RESTORE_NAME);
+        assert!(restore_name_attempt(&long, now, 12).len() <= MAX_RESTORE_NAME);
+        let again = restore_name_attempt(&r, now, 2);
+        assert!(
+            again.ends_with("-2") && again != restore_name(&r, now),
+            "{again}"
+        );
     }
 
     #[test]

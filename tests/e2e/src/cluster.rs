@@ -98,10 +98,7 @@ impl ClusterBuilder {
             }
             shift_dates(&text, days)
         };
-        let saved: Vec<Value> = load_dir(&fixtures_dir().join("velero-backups"), &edit)
-            .into_iter()
-            .map(|d| d.object)
-            .collect();
+        let saved = saved_objects(&edit);
 
         let dir = tempfile::Builder::new()
             .prefix("astro-fixtures.")
@@ -127,23 +124,41 @@ impl ClusterBuilder {
         let cluster = FakeCluster::start(options)
             .unwrap_or_else(|e| panic!("fake cluster with fixtures {variants:?}: {e}"));
 
-        // Namespaced objects first, then their namespaces.
-        let mut saved = saved;
-        saved.sort_by_key(|o| o["kind"] == "Namespace");
-        for o in &saved {
-            let (api_version, kind, ns, name) = object_key(o);
-            let ns = (!ns.is_empty()).then_some(ns.as_str());
-            assert!(
-                cluster.delete(&api_version, &kind, ns, &name),
-                "cannot remove saved {kind} {name}"
-            );
-            if kind == "Namespace" && manual != NamespaceTermination::Immediate {
-                cluster.finish_namespace_termination(&name);
-            }
-        }
-        cluster.clear_requests();
+        remove_saved(&cluster, saved, manual);
         cluster
     }
+}
+
+/// The contents of the deleted deployments' namespaces (`tests/fixtures/velero-backups/`),
+/// rendered with `edit`: load them with the fixtures so that the simulated Velero's
+/// fixture backups hold them, then [`remove_saved`] once the cluster runs.
+pub fn saved_objects(edit: &dyn Fn(&str) -> String) -> Vec<Value> {
+    load_dir(&fixtures_dir().join("velero-backups"), edit)
+        .into_iter()
+        .map(|d| d.object)
+        .collect()
+}
+
+/// Deletes the [`saved_objects`] again (namespaced objects first, then their namespaces),
+/// so the cluster looks as after the deletion; clears the request log.
+pub fn remove_saved(
+    cluster: &FakeCluster,
+    mut saved: Vec<Value>,
+    termination: NamespaceTermination,
+) {
+    saved.sort_by_key(|o| o["kind"] == "Namespace");
+    for o in &saved {
+        let (api_version, kind, ns, name) = object_key(o);
+        let ns = (!ns.is_empty()).then_some(ns.as_str());
+        assert!(
+            cluster.delete(&api_version, &kind, ns, &name),
+            "cannot remove saved {kind} {name}"
+        );
+        if kind == "Namespace" && termination != NamespaceTermination::Immediate {
+            cluster.finish_namespace_termination(&name);
+        }
+    }
+    cluster.clear_requests();
 }
 
 /// Path of a workspace binary of the current build, e.g. `bin("kubectl-astro-restore")`.

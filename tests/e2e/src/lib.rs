@@ -14,11 +14,19 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 mod cluster;
-pub use cluster::{ClusterBuilder, bin, cluster, cluster_builder, cluster_with, command, run};
+pub use cluster::{
+    ClusterBuilder, bin, cluster, cluster_builder, cluster_with, command, remove_saved, run,
+    saved_objects,
+};
 pub use fake_cluster::{FakeCluster, velero_crd_dir};
 
 /// The DB host every fixture secret names (RDS-style), without the port.
 pub const FIXTURE_DB_HOST: &str = "astro-prod.c1x2y3z4.us-east-1.rds.amazonaws.com";
+/// A database host name that only pods of the fake cluster resolve (its kubelet maps it to
+/// the test PostgreSQL): the platform database in a private network, as on real
+/// installations. `.invalid` never resolves anywhere else (RFC 6761).
+pub const PODS_ONLY_DB_HOST: &str = "houston-db.private.invalid";
+
 /// The DB port every fixture secret names.
 pub const FIXTURE_DB_PORT: u16 = 5432;
 /// The day the fixture timestamps are written for; rendering shifts them to today.

@@ -94,6 +94,14 @@ fn meta(obj: &Value, f: &str) -> String {
         .to_string()
 }
 
+/// Cluster DNS for a pod process: every pods-only host name in `text` becomes its address
+/// (see `Options::pod_hosts`).
+fn pod_dns(hosts: &[(String, String)], text: &str) -> String {
+    hosts.iter().fold(text.to_owned(), |text, (name, address)| {
+        text.replace(name, address)
+    })
+}
+
 /// Resolves a container's env; Err names the missing Secret/ConfigMap or key.
 fn resolve_env(
     shared: &Shared,
@@ -214,6 +222,9 @@ async fn run_pod(shared: Arc<Shared>, t: usize, pod: Arc<Value>, program: std::p
             .flatten()
             .filter_map(|s| s.as_str().map(String::from)),
     );
+    let pod_dns = |text: &str| pod_dns(&shared.pod_hosts, text);
+    let env: Vec<(String, String)> = env.into_iter().map(|(k, v)| (k, pod_dns(&v))).collect();
+    let args: Vec<String> = args.iter().map(|a| pod_dns(a)).collect();
     let want_stdin = container["stdin"] == json!(true);
     let tty = container["tty"] == json!(true);
     let mut cmd = tokio::process::Command::new(&program);

@@ -50,6 +50,12 @@ pub struct Options {
     /// machine (psql, pg_dump, sh…) run as local processes with env resolved from
     /// `secretKeyRef`/`configMapKeyRef`; logs, attach and exec work. Other Pods stay Pending.
     pub kubelet: bool,
+    /// Host names that resolve only inside pods (`name`, `address`), like a database in a
+    /// private network that cluster DNS knows and this machine does not. Pods run as local
+    /// processes sharing this machine's resolver, so the fake kubelet plays cluster DNS:
+    /// it replaces each name by its address in the env values and args it starts a pod
+    /// process with. Everything outside pods (the binaries under test) sees the bare name.
+    pub pod_hosts: Vec<(String, String)>,
 }
 
 /// A fault injected into request handling; see `FakeCluster::inject`.
@@ -152,6 +158,8 @@ pub(crate) struct Shared {
     pub velero: Mutex<velero_sim::VeleroState>,
     pub kubelet: Mutex<kubelet::KubeletState>,
     pub url: String,
+    /// Host names only pods resolve (`Options::pod_hosts`).
+    pub pod_hosts: Vec<(String, String)>,
 }
 
 /// Locks a mutex, recovering from poisoning (a panicking test must not wedge others).
@@ -333,6 +341,7 @@ impl FakeCluster {
                 rng: 0x9e37_79b9_7f4a_7c15,
             }),
             url: url.clone(),
+            pod_hosts: options.pod_hosts.clone(),
         });
 
         let (dir, kubeconfig) = match &options.kubeconfig_path {

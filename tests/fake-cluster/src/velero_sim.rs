@@ -46,6 +46,9 @@ pub enum VeleroOutcome {
     },
     /// Stays `InProgress` forever (for timeout and Ctrl-C tests).
     Stuck,
+    /// Completes having restored nothing (phase `Completed`, 0 items), as Velero does for a
+    /// backup that names the namespace but holds nothing of it.
+    CompletedEmpty,
 }
 
 /// Simulator state shared with the HTTP server (download files) and the test API.
@@ -582,6 +585,7 @@ async fn restore(shared: Arc<Shared>, t: usize, ns: String, name: String) {
     let update_existing = spec["existingResourcePolicy"].as_str() == Some("update");
     let selected: Vec<&Value> = snapshot
         .iter()
+        .filter(|_| outcome != VeleroOutcome::CompletedEmpty)
         .filter(|o| {
             let ons = if o["kind"] == "Namespace" {
                 meta(o, "name")

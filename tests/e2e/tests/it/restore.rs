@@ -77,8 +77,15 @@ async fn undelete_soft_deleted_changes_one_row_and_keeps_role_bindings() {
     };
     assert_eq!(s.id, "ckoy0d2mm000401l5e5f6g7h8");
     assert!(s.workspace_exists && s.airflow_db_exists);
-    // Fixture dates are relative to today: deleted 3 days ago at 09:15 UTC.
-    assert_eq!(s.age_days(), 3, "{s:?}");
+    // Fixture dates are relative to today: deleted 3 days ago at 09:15 UTC, so before
+    // 09:15 UTC it is 2 whole days old.
+    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    let whole_days = if now.time() < jiff::civil::time(9, 15, 0, 0) {
+        2
+    } else {
+        3
+    };
+    assert_eq!(s.age_days(), whole_days, "{s:?}");
     assert!(s.deleted_at.ends_with("09:15:00.000"), "{s:?}");
     assert!(!s.past_cleanup());
     assert!(matches!(
@@ -231,9 +238,44 @@ fn sandbox_with(
     extra: Vec<Value>,
     edit: impl Fn(&mut Value),
 ) -> Sandbox {
+    sandbox_reaching_db(variants, houston_db, extra, edit, DbReach::PodsOnly)
+}
+
+/// Where the fixture platform's database can be reached from.
+#[derive(Clone, Copy, PartialEq)]
+enum DbReach {
+    /// Only from pods (a private network), as on real installations: the default.
+    PodsOnly,
+    /// From this machine too (for `--local`).
+    Everywhere,
+}
+
+fn sandbox_reaching_db(
+    variants: &[&str],
+    houston_db: Option<(&str, &str)>,
+    extra: Vec<Value>,
+    edit: impl Fn(&mut Value),
+    reach: DbReach,
+) -> Sandbox {
     let pg = e2e_tests::pg();
-    let mut objects =
-        e2e_tests::render_fixtures(variants, &e2e_tests::db_substitutions(&pg.host, pg.port));
+    let (db_host, pod_hosts) = match reach {
+        DbReach::PodsOnly => (
+            e2e_tests::PODS_ONLY_DB_HOST,
+            vec![(e2e_tests::PODS_ONLY_DB_HOST.to_owned(), pg.host.clone())],
+        ),
+        DbReach::Everywhere => (pg.host.as_str(), Vec::new()),
+    };
+    let substitutions = e2e_tests::db_substitutions(db_host, pg.port);
+    let mut objects = e2e_tests::render_fixtures(variants, &substitutions);
+    // The deleted namespaces' contents, for the fixture backups to hold (removed below).
+    let days = e2e_tests::days_since_fixture_today();
+    let saved = e2e_tests::saved_objects(&|text: &str| {
+        let text = substitutions
+            .iter()
+            .fold(text.to_owned(), |t, (from, to)| t.replace(from, to));
+        e2e_tests::shift_dates(&text, days)
+    });
+    objects.extend(saved.iter().cloned());
     if let Some((from, to)) = houston_db {
         for o in &mut objects {
             if o["kind"] == "Secret" && o["metadata"]["name"] == "astronomer-houston-backend" {
@@ -258,10 +300,27 @@ fn sandbox_with(
         crd_dir: Some(e2e_tests::velero_crd_dir()),
         simulate_velero: true,
         velero_step: Some(std::time::Duration::from_millis(50)),
+        kubelet: true,
+        pod_hosts,
         ..Options::default()
     })
     .expect("fake cluster starts");
+    e2e_tests::remove_saved(
+        &cluster,
+        saved,
+        fake_cluster::NamespaceTermination::Immediate,
+    );
     Sandbox { cluster, _dir: dir }
+}
+
+/// Pods and Secrets this tool left in the platform namespace (must be none).
+fn leftovers(sandbox: &Sandbox) -> Vec<String> {
+    ["Pod", "Secret"]
+        .iter()
+        .flat_map(|kind| sandbox.cluster.list("v1", kind, Some("astronomer")))
+        .filter(|o| o["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kubectl-astro")
+        .map(|o| format!("{} {}", o["kind"], o["metadata"]["name"]))
+        .collect()
 }
 
 fn run(sandbox: &Sandbox, args: &[&str]) -> Output {
