@@ -297,6 +297,10 @@ fn describe_access(view: &HoustonView) -> String {
             for line in yaml.lines() {
                 text.push_str(&format!("#   {line}\n"));
             }
+            text.push_str("# each connection execs in it: bash -c\n");
+            for line in pgtunnel::RELAY_SCRIPT.lines() {
+                text.push_str(&format!("#   {line}\n"));
+            }
             text
         }
     }

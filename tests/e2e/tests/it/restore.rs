@@ -864,3 +864,302 @@ fn verify_waits_for_restored_deployments_to_become_available() {
         "{n} available, {marked} marked: {all}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// A real installation: the database only pods reach, Velero's word not taken as proof.
+
+/// Runs `args` while scanning every process's command line for fixture secrets (this tool,
+/// kubectl, and the fake kubelet's pod processes all run on this machine).
+fn run_scanning_cmdlines(sandbox: &Sandbox, args: &[&str]) -> (Output, Vec<String>) {
+    let mut cmd = Command::new(restore_bin());
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .arg("--kubeconfig")
+        .arg(sandbox.cluster.kubeconfig_path())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("start restore");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scanner = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut leaks = std::collections::BTreeSet::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                    if let Ok(raw) = std::fs::read(entry.path().join("cmdline")) {
+                        let line = String::from_utf8_lossy(&raw).replace('\0', " ");
+                        for s in e2e_tests::leaked_secrets(&line) {
+                            leaks.insert(format!("{s} in {line}"));
+                        }
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            leaks.into_iter().collect::<Vec<_>>()
+        })
+    };
+    let out = child.wait_with_output().expect("restore output");
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let leaks = scanner.join().unwrap();
+    e2e_tests::assert_no_secrets(&out);
+    (out, leaks)
+}
+
+fn deleted_at_of(db: &str, release: &str) -> Option<String> {
+    e2e_tests::pg().query_one(
+        db,
+        &format!(
+            r#"SELECT "deletedAt"::text FROM "houston$default"."Deployment" WHERE "releaseName" = '{release}'"#
+        ),
+    )
+}
+
+#[test]
+fn restore_and_undelete_go_through_a_pod_when_only_pods_reach_the_database() {
+    let db = HoustonCopy::new("astronomer_houston");
+    let sb = sandbox(&[], Some(("astronomer_houston", &db.name)), vec![]);
+    let (out, leaks) = run_scanning_cmdlines(&sb, &["celestial-zenith-1234", "--yes"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(leaks.is_empty(), "secrets in process arguments: {leaks:?}");
+    assert!(
+        all.contains("through a pod in namespace astronomer"),
+        "{all}"
+    );
+    assert!(all.contains("undeleted in Houston"), "{all}");
+    assert_eq!(deleted_at_of(&db.name, "celestial-zenith-1234"), None);
+    // One relay pod for the reads, one for the undelete; no Secret; all removed.
+    let requests = sb.cluster.requests();
+    let created = |suffix: &str| {
+        requests
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with(suffix))
+            .count()
+    };
+    assert_eq!(created("/namespaces/astronomer/pods"), 2, "{requests:?}");
+    assert_eq!(created("/namespaces/astronomer/secrets"), 0);
+    assert!(leftovers(&sb).is_empty(), "{:?}", leftovers(&sb));
+    // The namespace came back with its workloads.
+    assert!(
+        !sb.cluster
+            .list(
+                "apps/v1",
+                "Deployment",
+                Some("astronomer-celestial-zenith-1234")
+            )
+            .is_empty()
+    );
+}
+
+#[test]
+fn local_fails_naming_this_machine_when_only_pods_reach_the_database() {
+    let db = HoustonCopy::new("astronomer_houston");
+    let sb = sandbox(&[], Some(("astronomer_houston", &db.name)), vec![]);
+    for args in [
+        &["celestial-zenith-1234", "--local", "--yes"][..],
+        &["undelete", "celestial-zenith-1234", "--local", "--yes"][..],
+    ] {
+        let out = run(&sb, args);
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {all}");
+        assert!(all.contains("from this machine"), "{all}");
+        assert!(all.contains(e2e_tests::PODS_ONLY_DB_HOST), "{all}");
+        assert!(all.contains("drop --local"), "{all}");
+    }
+    assert!(restores(&sb).is_empty());
+    assert!(deleted_at_of(&db.name, "celestial-zenith-1234").is_some());
+    assert!(leftovers(&sb).is_empty());
+}
+
+#[test]
+fn local_still_works_where_this_machine_reaches_the_database() {
+    let db = HoustonCopy::new("astronomer_houston");
+    let sb = sandbox_reaching_db(
+        &[],
+        Some(("astronomer_houston", &db.name)),
+        vec![],
+        |_| {},
+        DbReach::Everywhere,
+    );
+    let out = run(
+        &sb,
+        &["undelete", "celestial-zenith-1234", "--local", "--yes"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(deleted_at_of(&db.name, "celestial-zenith-1234"), None);
+    let pods = sb
+        .cluster
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/pods"))
+        .count();
+    assert_eq!(pods, 0, "--local starts no pod");
+}
+
+#[test]
+fn unreachable_database_from_the_pod_is_named_with_the_pod() {
+    let sb = sandbox_with(&[], None, vec![], |o| {
+        if o["kind"] == "Secret" && o["metadata"]["name"] == "astronomer-houston-backend" {
+            // A host that neither this machine nor the pods resolve.
+            let text = o
+                .to_string()
+                .replace(e2e_tests::PODS_ONLY_DB_HOST, "nowhere.private.invalid");
+            *o = serde_json::from_str(&text).unwrap();
+        }
+    });
+    let out = run(&sb, &["undelete", "celestial-zenith-1234", "--yes"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("from pod astronomer/astro-dbrelay-"), "{all}");
+    assert!(all.contains("in the cluster"), "{all}");
+    assert!(all.contains("nowhere.private.invalid"), "{all}");
+    assert!(leftovers(&sb).is_empty(), "{:?}", leftovers(&sb));
+}
+
+#[test]
+fn dry_run_shows_the_restore_the_sql_and_the_relay_pod() {
+    let db = HoustonCopy::new("astronomer_houston");
+    let sb = sandbox(&[], Some(("astronomer_houston", &db.name)), vec![]);
+    let out = run(&sb, &["celestial-zenith-1234", "--dry-run"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(stdout.contains("kind: Restore"), "{stdout}");
+    assert!(stdout.contains("UPDATE"), "{stdout}");
+    assert!(stderr.contains("relay pod"), "{stderr}");
+    assert!(stderr.contains("kind: Pod"), "{stderr}");
+    assert!(stderr.contains("/dev/tcp"), "{stderr}");
+    assert!(restores(&sb).is_empty());
+    assert!(deleted_at_of(&db.name, "celestial-zenith-1234").is_some());
+    assert!(leftovers(&sb).is_empty());
+}
+
+/// A Backup as a schedule makes it after the deployment was deleted: it still names the
+/// namespace. Created through the API, the simulated Velero runs it now, when the
+/// namespace is gone, so its resource list lacks it; it is the newest.
+fn backup_after_deletion(sb: &Sandbox, name: &str, ns: &str) {
+    sb.cluster.apply(json!({
+        "apiVersion": "velero.io/v1", "kind": "Backup",
+        "metadata": {"name": name, "namespace": "velero",
+                     "labels": {"velero.io/schedule-name": "astro-nightly"}},
+        "spec": {"includedNamespaces": ["astronomer", ns], "storageLocation": "default", "ttl": "720h0m0s"}
+    }));
+    for _ in 0..200 {
+        let b = sb
+            .cluster
+            .get("velero.io/v1", "Backup", Some("velero"), name);
+        if b.is_some_and(|b| b["status"]["phase"] == "Completed") {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("backup {name} did not complete");
+}
+
+#[test]
+fn backups_naming_the_namespace_without_holding_it_are_not_chosen() {
+    let ns = "astronomer-celestial-zenith-1234";
+    let db = HoustonCopy::new("astronomer_houston");
+    let sb = sandbox(&[], Some(("astronomer_houston", &db.name)), vec![]);
+    backup_after_deletion(&sb, "astro-nightly-after-1", ns);
+    backup_after_deletion(&sb, "astro-nightly-after-2", ns);
+
+    let listed = run(&sb, &["celestial-zenith-1234", "--list-backups"]);
+    let list = text(&listed);
+    assert_eq!(listed.status.code(), Some(0), "{list}");
+    let line = |name: &str| {
+        list.lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name} not listed: {list}"))
+            .to_owned()
+    };
+    assert!(line("astro-nightly-after-2").contains("lacks it"), "{list}");
+    assert!(line("astro-nightly-after-1").contains("lacks it"), "{list}");
+    let holding = e2e_tests::fixture_name("astro-nightly-20261122010000");
+    assert!(line(&holding).starts_with('*'), "{list}");
+    assert!(
+        line(&holding).contains("confirmed by its resource list"),
+        "{list}"
+    );
+
+    // Naming such a backup: refused before anything is created.
+    let named = run(
+        &sb,
+        &[
+            "celestial-zenith-1234",
+            "--from-backup",
+            "astro-nightly-after-2",
+            "--yes",
+        ],
+    );
+    let all = text(&named);
+    assert_eq!(named.status.code(), Some(3), "{all}");
+    assert!(all.contains("does not contain namespace"), "{all}");
+    assert!(restores(&sb).is_empty());
+    assert!(deleted_at_of(&db.name, "celestial-zenith-1234").is_some());
+
+    // The default choice: the older backup that holds it.
+    let out = run(&sb, &["celestial-zenith-1234", "--yes"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains(&format!("backup: {holding}")), "{all}");
+    assert_eq!(restores(&sb)[0]["spec"]["backupName"], json!(holding));
+}
+
+#[test]
+fn a_completed_restore_that_brings_nothing_back_fails_and_leaves_houston_alone() {
+    let db = HoustonCopy::new("astronomer_houston");
+    let sb = sandbox(&[], Some(("astronomer_houston", &db.name)), vec![]);
+    sb.cluster
+        .velero_set_outcome(VeleroKind::Restore, VeleroOutcome::CompletedEmpty);
+    let out = run(&sb, &["celestial-zenith-1234", "--yes"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("ended Completed, but"), "{all}");
+    assert!(all.contains("does not exist"), "{all}");
+    assert!(all.contains("was not undeleted"), "{all}");
+    assert_eq!(restores(&sb)[0]["status"]["phase"], "Completed");
+    assert!(deleted_at_of(&db.name, "celestial-zenith-1234").is_some());
+    assert!(leftovers(&sb).is_empty());
+}
+
+#[test]
+fn a_restore_name_taken_in_the_same_second_gets_a_suffix() {
+    let sb = sandbox(&[], None, vec![]);
+    // Another restore of the release took `<release>-<stamp>` for each of the next seconds.
+    let release = astro::release::ReleaseName::parse("celestial-zenith-1234").unwrap();
+    let now = jiff::Timestamp::now();
+    let mut taken = Vec::new();
+    for s in -1..30 {
+        let name =
+            astro::restore::plan::restore_name(&release, now + jiff::SignedDuration::from_secs(s));
+        sb.cluster.apply(json!({
+            "apiVersion": "velero.io/v1", "kind": "Restore",
+            "metadata": {"name": name, "namespace": "velero"},
+            "spec": {"backupName": "other"},
+            "status": {"phase": "Completed"}
+        }));
+        taken.push(name);
+    }
+    let out = run(
+        &sb,
+        &[
+            "celestial-zenith-1234",
+            "--no-undelete",
+            "--namespace",
+            "astronomer-celestial-zenith-1234",
+            "--yes",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let ours: Vec<String> = restores(&sb)
+        .iter()
+        .map(|r| r["metadata"]["name"].as_str().unwrap().to_owned())
+        .filter(|n| !taken.contains(n))
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert!(ours[0].ends_with("-1"), "{ours:?}");
+}
