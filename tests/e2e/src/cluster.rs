@@ -32,6 +32,7 @@ pub fn cluster_builder() -> ClusterBuilder {
         variants: Vec::new(),
         substitutions: Vec::new(),
         use_pg: true,
+        pods_only_db: false,
         options: Options {
             simulate_velero: true,
             ..Options::default()
@@ -45,6 +46,7 @@ pub struct ClusterBuilder {
     variants: Vec<String>,
     substitutions: Vec<(String, String)>,
     use_pg: bool,
+    pods_only_db: bool,
     options: Options,
 }
 
@@ -60,6 +62,15 @@ impl ClusterBuilder {
     /// private copy made by `Pg::clone_database`.
     pub fn substitute(mut self, from: impl Into<String>, to: impl Into<String>) -> Self {
         self.substitutions.push((from.into(), to.into()));
+        self
+    }
+
+    /// The test PostgreSQL reachable only from pods, as on a real installation: the
+    /// secrets name [`crate::PODS_ONLY_DB_HOST`], which the fake kubelet (turned on) maps
+    /// to the server for its pods, and which nothing else resolves.
+    pub fn pods_only_db(mut self) -> Self {
+        self.pods_only_db = true;
+        self.options.kubelet = true;
         self
     }
 
@@ -83,10 +94,18 @@ impl ClusterBuilder {
     /// cluster looks as after the deletion, and restoring those backups brings them back.
     pub fn start(self) -> FakeCluster {
         let mut substitutions = self.substitutions.clone();
+        let mut options = self.options.clone();
         if self.use_pg
             && let Some(pg) = try_pg()
         {
-            substitutions.extend(db_substitutions(&pg.host, pg.port));
+            if self.pods_only_db {
+                substitutions.extend(db_substitutions(crate::PODS_ONLY_DB_HOST, pg.port));
+                options
+                    .pod_hosts
+                    .push((crate::PODS_ONLY_DB_HOST.to_owned(), pg.host.clone()));
+            } else {
+                substitutions.extend(db_substitutions(&pg.host, pg.port));
+            }
         }
         let variants: Vec<&str> = self.variants.iter().map(String::as_str).collect();
         let days = days_since_fixture_today();
@@ -114,7 +133,6 @@ impl ClusterBuilder {
         )
         .expect("write saved objects");
 
-        let mut options = self.options.clone();
         options.manifest_dirs = vec![dir.path().to_path_buf()];
         options.substitutions = Vec::new();
         if options.crd_dir.is_none() {

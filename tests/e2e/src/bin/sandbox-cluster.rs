@@ -1,7 +1,8 @@
 //! `sandbox-cluster`: the fake cluster loaded with the fixture platform exactly as the
 //! end-to-end tests see it (variants, DB host pointed at the test PostgreSQL from
-//! `ASTRO_TEST_PG_*`, dates shifted to today, deleted namespaces restorable), served
-//! until Ctrl-C or SIGTERM. Used by `scripts/sandbox`.
+//! `ASTRO_TEST_PG_*` but reachable only from pods, which a fake kubelet runs as local
+//! processes; dates shifted to today, deleted namespaces restorable), served until Ctrl-C
+//! or SIGTERM. Used by `scripts/sandbox`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,8 +51,10 @@ fn main() -> ExitCode {
     }
     let variants: Vec<&str> = args.variants.iter().map(String::as_str).collect();
     let kubeconfig = args.kubeconfig.clone();
+    // As on a real installation: the database only pods reach, a kubelet running them.
     let cluster = e2e_tests::cluster_builder()
         .variants(&variants)
+        .pods_only_db()
         .options(move |o| o.kubeconfig_path = Some(kubeconfig))
         .start();
     println!("{}", cluster.kubeconfig_path().display());

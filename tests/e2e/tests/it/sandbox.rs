@@ -29,6 +29,18 @@ fn sandbox_demo_restores_celestial_zenith_and_cleans_up() {
     assert!(out.status.success(), "sandbox failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("undeleted"), "{stdout}");
     assert!(
+        stderr.contains("houston: reading through a pod"),
+        "Houston through the cluster: {stderr}"
+    );
+    // dbconn -c and backup db went through client pods; pg_restore lists the table data.
+    assert!(stdout.contains("deployments"), "{stdout}");
+    let tables: usize = stdout
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(tables >= 5, "pg_restore -l lists the Houston tables: {stdout}");
+    assert!(
         stdout
             .lines()
             .any(|l| l.starts_with("astronomer-celestial-zenith-1234") && l.contains("Active")),
