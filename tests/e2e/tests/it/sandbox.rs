@@ -39,7 +39,10 @@ fn sandbox_demo_restores_celestial_zenith_and_cleans_up() {
         .rev()
         .find_map(|l| l.trim().parse().ok())
         .unwrap_or(0);
-    assert!(tables >= 5, "pg_restore -l lists the Houston tables: {stdout}");
+    assert!(
+        tables >= 5,
+        "pg_restore -l lists the Houston tables: {stdout}"
+    );
     assert!(
         stdout
             .lines()
