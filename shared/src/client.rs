@@ -4,9 +4,7 @@
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
-use crate::cli::GlobalArgs;
-use crate::error::Diagnose;
-use crate::exit::ExitStatus;
+use crate::commands::cli::GlobalArgs;
 
 /// Errors from loading the kubeconfig or calling the API server.
 #[derive(Debug, thiserror::Error)]
@@ -49,33 +47,6 @@ impl KubeError {
                 ..
             } => Some(status.code),
             _ => None,
-        }
-    }
-}
-
-impl Diagnose for KubeError {
-    fn exit_status(&self) -> ExitStatus {
-        match self {
-            KubeError::Config { .. } => ExitStatus::Usage,
-            KubeError::Client(_) => ExitStatus::Usage,
-            KubeError::Api { .. } => match self.status_code() {
-                Some(401 | 403) => ExitStatus::Refused,
-                _ => ExitStatus::Failed,
-            },
-        }
-    }
-
-    fn next_step(&self) -> Option<String> {
-        match self {
-            KubeError::Config { .. } => Some(
-                "check --kubeconfig/KUBECONFIG and --context (`kubectl config get-contexts` lists them)".into(),
-            ),
-            KubeError::Client(_) => Some("check the cluster entry of your kubeconfig".into()),
-            KubeError::Api { .. } => match self.status_code() {
-                Some(401) => Some("your credentials were rejected; log in again (`kubectl get ns` should work)".into()),
-                Some(403) => Some("your user lacks RBAC for this; see the ClusterRole in the README".into()),
-                _ => Some("check that the cluster is reachable: `kubectl get ns`".into()),
-            },
         }
     }
 }

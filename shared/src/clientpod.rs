@@ -19,8 +19,6 @@ use kube::api::{Api, AttachParams, DeleteParams, LogParams, PostParams};
 use kube::runtime::wait::await_condition;
 
 use crate::client::KubeError;
-use crate::error::Diagnose;
-use crate::exit::ExitStatus;
 
 /// Label marking every object this tool creates for a client pod.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "kubectl-astro");
@@ -94,35 +92,6 @@ pub enum ClientPodError {
     /// The local terminal could not be set up.
     #[error("cannot set up the terminal: {0}")]
     Terminal(#[source] std::io::Error),
-}
-
-impl Diagnose for ClientPodError {
-    fn exit_status(&self) -> ExitStatus {
-        match self {
-            ClientPodError::Kube(e) => e.exit_status(),
-            _ => ExitStatus::Failed,
-        }
-    }
-
-    fn next_step(&self) -> Option<String> {
-        Some(match self {
-            ClientPodError::Kube(e) => return e.next_step(),
-            ClientPodError::StartTimeout { namespace, .. } => format!(
-                "check scheduling and quotas with `kubectl get events -n {namespace}`; or use --local"
-            ),
-            ClientPodError::ImagePull { .. } => {
-                "pass an image the cluster can pull with --image (it needs psql)".into()
-            }
-            ClientPodError::Interrupted { .. } => return None,
-            ClientPodError::CommandFailed { command, .. } => {
-                format!("see {command}'s message above; the pod and its Secret were deleted")
-            }
-            ClientPodError::Attach { .. } => {
-                "check that your user may create pods/attach (RBAC), or use --local".into()
-            }
-            ClientPodError::Terminal(_) => "run without a terminal, or use --local".into(),
-        })
-    }
 }
 
 /// What to run in a client pod. Build it, print it (`--dry-run`), or start it.

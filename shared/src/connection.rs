@@ -10,9 +10,6 @@ use std::str::FromStr;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::error::Diagnose;
-use crate::exit::ExitStatus;
-
 /// Port libpq uses when the URI names none.
 pub const DEFAULT_PORT: u16 = 5432;
 
@@ -306,24 +303,6 @@ fn scheme_hint(scheme: &str) -> &'static str {
         " (a SQLAlchemy driver URL; drop the +driver part)"
     } else {
         ""
-    }
-}
-
-impl Diagnose for ConnectionError {
-    fn exit_status(&self) -> ExitStatus {
-        ExitStatus::Usage
-    }
-
-    fn next_step(&self) -> Option<String> {
-        Some(match self {
-            ConnectionError::Placeholder => {
-                "restart Houston (`kubectl rollout restart deploy/<release>-houston -n <platform ns>`) so the bootstrapper rewrites it, or use `kubectl astro dbconn --bootstrap`".into()
-            }
-            ConnectionError::BadPercentEncoding { .. } | ConnectionError::NotUtf8 { .. } => {
-                "percent-encode special characters of the user and password (e.g. ! as %21, @ as %40, % as %25)".into()
-            }
-            _ => "fix the secret value to postgres://USER:PASSWORD@HOST:PORT/DATABASE (percent-encode special characters)".into(),
-        })
     }
 }
 
@@ -867,6 +846,10 @@ pub fn shell_quote(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use crate::commands::error::Diagnose;
+    #[allow(unused_imports)]
+    use crate::commands::exit::ExitStatus;
 
     const HOST: &str = "astro-prod.c1x2y3z4.us-east-1.rds.amazonaws.com";
 

@@ -13,9 +13,6 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ToSpan, Zoned};
 
-use crate::error::Diagnose;
-use crate::exit::ExitStatus;
-
 /// Bit 63 marks a field written as `*`/`?` (robfig's "star bit"): when either day field
 /// has it, both day fields must match; otherwise either may (classic cron OR semantics).
 const STAR: u64 = 1 << 63;
@@ -28,19 +25,6 @@ pub struct CronError {
     pub expr: String,
     /// Why it is rejected (worded like robfig/cron's errors).
     pub reason: String,
-}
-
-impl Diagnose for CronError {
-    fn exit_status(&self) -> ExitStatus {
-        ExitStatus::Usage
-    }
-    fn next_step(&self) -> Option<String> {
-        Some(
-            "use five fields `minute hour day-of-month month day-of-week` (e.g. \"0 1 * * *\"), \
-             a descriptor such as @daily or `@every 6h`, optionally prefixed by `CRON_TZ=<IANA zone> `"
-                .into(),
-        )
-    }
 }
 
 /// A parsed schedule.

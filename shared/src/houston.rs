@@ -5,8 +5,6 @@ use std::fmt;
 
 use tokio_postgres::GenericClient;
 
-use crate::error::Diagnose;
-use crate::exit::ExitStatus;
 use crate::release::ReleaseName;
 
 /// The Postgres schema Prisma gives Houston's tables.
@@ -93,45 +91,6 @@ impl HoustonError {
     fn query(action: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Self {
         let action = action.into();
         move |source| HoustonError::Query { action, source }
-    }
-}
-
-impl Diagnose for HoustonError {
-    fn exit_status(&self) -> ExitStatus {
-        match self {
-            HoustonError::Query { .. } | HoustonError::RowCount { .. } => ExitStatus::Failed,
-            HoustonError::NotHouston
-            | HoustonError::HardDeleted { .. }
-            | HoustonError::WorkspaceGone { .. }
-            | HoustonError::AirflowDatabaseMissing { .. }
-            | HoustonError::NamespaceTaken { .. } => ExitStatus::Refused,
-        }
-    }
-
-    fn next_step(&self) -> Option<String> {
-        Some(match self {
-            HoustonError::Query { .. } => {
-                "check the connection with `kubectl astro dbconn`, then re-run (the undelete is safe to repeat)".into()
-            }
-            HoustonError::NotHouston => {
-                "check which database `kubectl astro dbconn` resolves to (it should be <release>_houston)".into()
-            }
-            HoustonError::HardDeleted { .. } => {
-                "only a database restore brings it back: restore the Houston database (and the Airflow database) from your provider's snapshot or a `kubectl astro backup db` dump with `pg_restore`, then run `kubectl astro restore undelete` again".into()
-            }
-            HoustonError::WorkspaceGone { .. } => {
-                "re-create the workspace or move the row to another workspace first; --force undeletes anyway".into()
-            }
-            HoustonError::AirflowDatabaseMissing { .. } => {
-                "restore the Airflow database with `pg_restore` first; --force undeletes anyway".into()
-            }
-            HoustonError::NamespaceTaken { .. } => {
-                "restore into another namespace (--namespace, --namespace-mapping); --force undeletes anyway".into()
-            }
-            HoustonError::RowCount { .. } => {
-                "look at the row with `kubectl astro dbconn -c 'SELECT \"releaseName\", \"deletedAt\" FROM \"Deployment\"'` and re-run".into()
-            }
-        })
     }
 }
 
@@ -436,6 +395,10 @@ impl fmt::Display for DrySql<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use crate::commands::error::Diagnose;
+    #[allow(unused_imports)]
+    use crate::commands::exit::ExitStatus;
 
     fn rel(s: &str) -> ReleaseName {
         ReleaseName::parse(s).unwrap()

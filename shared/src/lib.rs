@@ -2,17 +2,12 @@
 //! Every piece of logic lives here; the `kubectl-astro*` binaries only parse and print.
 
 pub mod backup;
-pub mod cli;
 pub mod client;
 pub mod clientpod;
 pub mod commands;
-pub mod completion;
 pub mod connection;
 pub mod cron;
-pub mod dispatch;
 pub mod endpoint;
-pub mod error;
-pub mod exit;
 pub mod houston;
 pub mod namespaces;
 pub mod pg;

@@ -6,8 +6,6 @@ use std::fmt::Write as _;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 use crate::connection::PgConnection;
-use crate::error::Diagnose;
-use crate::exit::ExitStatus;
 
 /// Errors connecting to or querying PostgreSQL.
 #[derive(Debug, thiserror::Error)]
@@ -60,25 +58,6 @@ fn describe_db_error(e: &tokio_postgres::Error) -> String {
             s
         }
         None => e.to_string(),
-    }
-}
-
-impl Diagnose for PgError {
-    fn exit_status(&self) -> ExitStatus {
-        match self {
-            PgError::TlsSetup { .. } => ExitStatus::Usage,
-            _ => ExitStatus::Failed,
-        }
-    }
-
-    fn next_step(&self) -> Option<String> {
-        Some(match self {
-            PgError::Connect { .. } => "check that this machine reaches the database host (VPN, security groups), or drop --local to run from a pod in the cluster".into(),
-            PgError::Tls { mode, .. } if mode.requires_tls() && *mode != crate::connection::SslMode::Require => "the server certificate did not verify: pass the CA that signed it with sslrootcert=/path/ca.pem in the connection (RDS: the region's global-bundle.pem), check the host name matches the certificate, or use sslmode=require to encrypt without verifying".into(),
-            PgError::Tls { .. } => "check that the server accepts TLS on this port (ssl = on), or drop --local to run from a client pod in the cluster".into(),
-            PgError::TlsSetup { .. } => "point sslrootcert at a readable PEM file with the CA certificate, or install the system CA bundle (ca-certificates)".into(),
-            PgError::Query { .. } => "check the SQL; Houston tables are case-sensitive and need double quotes, e.g. \"Deployment\"".into(),
-        })
     }
 }
 

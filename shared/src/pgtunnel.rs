@@ -23,8 +23,6 @@ use tokio_postgres::Client;
 
 use crate::clientpod::{self, ClientPod, ClientPodError, ClientPodPlan};
 use crate::connection::PgConnection;
-use crate::error::Diagnose;
-use crate::exit::ExitStatus;
 use crate::pg::PgError;
 
 /// What each exec session runs: connect, then copy both ways until either side ends.
@@ -93,26 +91,6 @@ pub enum TunnelError {
         /// The driver error.
         source: PgError,
     },
-}
-
-impl Diagnose for TunnelError {
-    fn exit_status(&self) -> ExitStatus {
-        match self {
-            TunnelError::Pod(e) => e.exit_status(),
-            TunnelError::Unreachable { .. } => ExitStatus::Failed,
-            TunnelError::Pg { source, .. } => source.exit_status(),
-        }
-    }
-
-    fn next_step(&self) -> Option<String> {
-        match self {
-            TunnelError::Pod(e) => e.next_step(),
-            TunnelError::Unreachable { namespace, .. } => Some(format!(
-                "check the host in the houston-backend secret, and that pods in namespace {namespace} may reach the database (NetworkPolicy, security groups); --local connects from this machine instead"
-            )),
-            TunnelError::Pg { source, .. } => source.next_step(),
-        }
-    }
 }
 
 /// The relay pod for `conn`: idle, host and port as plain env, no Secret.

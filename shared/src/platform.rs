@@ -17,8 +17,6 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 
 use crate::client::KubeError;
 use crate::connection::{ConnectionError, PgConnection, SslMode, is_placeholder};
-use crate::error::Diagnose;
-use crate::exit::ExitStatus;
 use crate::release::ReleaseName;
 
 /// Fixed name of the secret holding the platform's root database connection.
@@ -235,61 +233,6 @@ pub enum PlatformError {
     /// Any other API failure.
     #[error(transparent)]
     Kube(#[from] KubeError),
-}
-
-impl Diagnose for PlatformError {
-    fn exit_status(&self) -> ExitStatus {
-        match self {
-            PlatformError::Forbidden { .. } => ExitStatus::Refused,
-            PlatformError::Kube(e) => e.exit_status(),
-            PlatformError::HoustonUnresolved { fallback, .. } => fallback.exit_status(),
-            _ => ExitStatus::Usage,
-        }
-    }
-
-    fn next_step(&self) -> Option<String> {
-        Some(match self {
-            PlatformError::SecretMissing { namespace, .. } => format!(
-                "list the secrets with `kubectl get secret -n {namespace}`; check --platform-namespace, --platform-release, --release and --namespace"
-            ),
-            PlatformError::NamespaceMissing { namespace } => format!(
-                "namespace {namespace} does not exist: `kubectl get ns` lists them; pass --platform-namespace, or --namespace for a deployment in a pre-created namespace"
-            ),
-            PlatformError::KeyMissing {
-                namespace, name, ..
-            }
-            | PlatformError::NotBase64 {
-                namespace, name, ..
-            }
-            | PlatformError::NotUtf8 {
-                namespace, name, ..
-            } => format!(
-                "inspect it with `kubectl get secret {name} -n {namespace} -o yaml` and fix the value"
-            ),
-            PlatformError::BadConnection {
-                source,
-                namespace,
-                name,
-                ..
-            } => match source.next_step() {
-                Some(step) => format!("{step} (secret {namespace}/{name})"),
-                None => return None,
-            },
-            PlatformError::HoustonUnresolved { fallback, .. } => return fallback.next_step(),
-            PlatformError::BadPgbouncerConfig {
-                namespace, name, ..
-            } => format!(
-                "inspect it with `kubectl get secret {name} -n {namespace} -o jsonpath='{{.data.pgbouncer\\.ini}}' | base64 -d`"
-            ),
-            PlatformError::AmbiguousRelease { .. } => {
-                "pass the one you mean with --platform-release".into()
-            }
-            PlatformError::Forbidden { action, .. } => format!(
-                "your kubeconfig user needs RBAC to {action}; check with `kubectl auth can-i` or ask a cluster admin"
-            ),
-            PlatformError::Kube(e) => return e.next_step(),
-        })
-    }
 }
 
 /// Maps an API error: 401/403 become [`PlatformError::Forbidden`].
@@ -533,7 +476,7 @@ pub fn choose_platform_release(
         _ => format!("no Helm release of chart astronomer in namespace {namespace}"),
     };
     Ok(PlatformRelease {
-        name: crate::cli::DEFAULT_PLATFORM_RELEASE.to_owned(),
+        name: crate::commands::cli::DEFAULT_PLATFORM_RELEASE.to_owned(),
         origin: ReleaseOrigin::Default { reason },
     })
 }
@@ -556,7 +499,7 @@ pub async fn collect_platform_release(
         Ok(list) => list,
         Err(kube::Error::Api(status)) if matches!(status.code, 401 | 403) => {
             return Ok(PlatformRelease {
-                name: crate::cli::DEFAULT_PLATFORM_RELEASE.to_owned(),
+                name: crate::commands::cli::DEFAULT_PLATFORM_RELEASE.to_owned(),
                 origin: ReleaseOrigin::Default {
                     reason: format!(
                         "not allowed to list Helm release secrets in namespace {namespace} (HTTP {}); pass --platform-release to be sure",
@@ -1056,6 +999,10 @@ pub async fn collect_connection(
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[allow(unused_imports)]
+    use crate::commands::error::Diagnose;
+    #[allow(unused_imports)]
+    use crate::commands::exit::ExitStatus;
     use std::io::Write;
 
     const HOST: &str = "astro-prod.c1x2y3z4.us-east-1.rds.amazonaws.com";

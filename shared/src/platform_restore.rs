@@ -6,11 +6,11 @@ use std::io::IsTerminal;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::cli::{GlobalArgs, OutputFormat, print_stdout};
 use crate::client::KubeError;
+use crate::commands::cli::{GlobalArgs, OutputFormat, print_stdout};
+use crate::commands::error::Error;
+use crate::commands::exit::ExitStatus;
 use crate::endpoint::{self, EndpointArgs};
-use crate::error::{Diagnose, Error};
-use crate::exit::ExitStatus;
 use crate::velero::{Backup, BackupStorageLocation, Restore};
 use crate::wait::{WaitOptions, WaitOutcome, wait_for};
 
@@ -79,31 +79,6 @@ pub enum PlatformRestoreError {
     /// No TTY and no `--yes`.
     #[error("refusing to restore the whole platform without confirmation (no terminal)")]
     NotConfirmed,
-}
-
-impl Diagnose for PlatformRestoreError {
-    fn exit_status(&self) -> ExitStatus {
-        match self {
-            PlatformRestoreError::RestoreFailed { .. } => ExitStatus::Failed,
-            _ => ExitStatus::Refused,
-        }
-    }
-
-    fn next_step(&self) -> Option<String> {
-        Some(match self {
-            PlatformRestoreError::BackupMissing { .. } => {
-                "list backups with `kubectl astro backup list` (is Velero pointed at the old bucket, and has it synced?)".into()
-            }
-            PlatformRestoreError::BackupNotUsable { .. } => "pick another backup (`kubectl astro backup list`)".into(),
-            PlatformRestoreError::StorageLocation { .. } => {
-                "check `kubectl get backupstoragelocations -n velero` and the Velero logs; the location must be Available".into()
-            }
-            PlatformRestoreError::RestoreFailed { name, .. } => format!(
-                "inspect `velero restore describe {name} --details` and its logs; once the platform is up, `kubectl astro restore endpoint` moves the database endpoint"
-            ),
-            PlatformRestoreError::NotConfirmed => "re-run with --yes (see --dry-run for what would happen)".into(),
-        })
-    }
 }
 
 /// Checks a Backup (as JSON) can be restored from; returns its storage location name.

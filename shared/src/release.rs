@@ -4,9 +4,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::Diagnose;
-use crate::exit::ExitStatus;
-
 /// Longest custom release name Houston accepts.
 pub const MAX_RELEASE_NAME_LEN: usize = 45;
 
@@ -38,15 +35,6 @@ pub enum ReleaseNameError {
         /// The rejected input.
         name: String,
     },
-}
-
-impl Diagnose for ReleaseNameError {
-    fn exit_status(&self) -> ExitStatus {
-        ExitStatus::Usage
-    }
-    fn next_step(&self) -> Option<String> {
-        Some("list deployments with `kubectl get ns -l platform-release` or in the Houston UI, and pass the release name exactly".into())
-    }
 }
 
 impl ReleaseName {

@@ -5,9 +5,6 @@ use std::fmt;
 
 use k8s_openapi::api::apps::v1::Deployment;
 
-use crate::error::Diagnose;
-use crate::exit::ExitStatus;
-
 /// Name of the proxy Deployment (and Service) of the rimusz/gcloud-sqlproxy chart
 /// as Astronomer's terraform installs it (Helm release `pg-sqlproxy`).
 pub const SQLPROXY_DEPLOYMENT: &str = "pg-sqlproxy-gcloud-sqlproxy";
@@ -93,29 +90,6 @@ pub enum SqlProxyError {
         /// The connection names found.
         instances: Vec<String>,
     },
-}
-
-impl Diagnose for SqlProxyError {
-    fn exit_status(&self) -> ExitStatus {
-        match self {
-            SqlProxyError::BadInstanceName { .. } => ExitStatus::Usage,
-            _ => ExitStatus::Refused,
-        }
-    }
-
-    fn next_step(&self) -> Option<String> {
-        Some(match self {
-            SqlProxyError::BadInstanceName { .. } => {
-                "pass the connection name shown by `gcloud sql instances describe NAME --format='value(connectionName)'`".into()
-            }
-            SqlProxyError::NoInstancesFlag { .. } | SqlProxyError::V2Proxy { .. } => {
-                "edit the proxy Deployment by hand (`kubectl edit deploy pg-sqlproxy-gcloud-sqlproxy -n astronomer`)".into()
-            }
-            SqlProxyError::Ambiguous { .. } | SqlProxyError::FromNotFound { .. } => {
-                "pass --from-instance PROJECT:REGION:INSTANCE naming the instance to replace".into()
-            }
-        })
-    }
 }
 
 /// Whether a command/args element is the v1 proxy's instances flag.

@@ -28,8 +28,6 @@ use kube::runtime::watcher::{self, Event};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
-use crate::error::Diagnose;
-use crate::exit::ExitStatus;
 use crate::velero::{Backup, Restore, Terminal};
 
 /// Consecutive watch errors (each retried with backoff) after which we give up.
@@ -168,37 +166,7 @@ pub enum WaitError {
     },
 }
 
-impl Diagnose for WaitError {
-    fn exit_status(&self) -> ExitStatus {
-        match self {
-            WaitError::Gone { .. } => ExitStatus::Failed,
-            WaitError::Watch { source, .. } => match api_code(source) {
-                Some(401 | 403) => ExitStatus::Refused,
-                _ => ExitStatus::Failed,
-            },
-        }
-    }
-
-    fn next_step(&self) -> Option<String> {
-        match self {
-            WaitError::Gone {
-                noun, namespace, ..
-            } => Some(format!(
-                "list what exists with `kubectl get {noun}s -n {namespace}`"
-            )),
-            WaitError::Watch {
-                noun,
-                namespace,
-                name,
-                ..
-            } => Some(format!(
-                "the {noun} keeps running on the server; check it with `kubectl get {noun} {name} -n {namespace} -o yaml`"
-            )),
-        }
-    }
-}
-
-fn api_code(e: &watcher::Error) -> Option<u16> {
+pub(crate) fn api_code(e: &watcher::Error) -> Option<u16> {
     match e {
         watcher::Error::InitialListFailed(kube::Error::Api(s))
         | watcher::Error::WatchStartFailed(kube::Error::Api(s))

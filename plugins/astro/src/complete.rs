@@ -12,5 +12,5 @@ fn main() {
     else {
         return;
     };
-    runtime.block_on(astro::completion::complete(&words));
+    runtime.block_on(astro::commands::completion::complete(&words));
 }

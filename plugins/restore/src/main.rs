@@ -3,6 +3,6 @@
 use astro::commands::restore::{Cli, run};
 
 fn main() -> std::process::ExitCode {
-    let cli: Cli = astro::cli::parse();
-    astro::cli::run_main(|| run(cli))
+    let cli: Cli = astro::commands::cli::parse();
+    astro::commands::cli::run_main(|| run(cli))
 }

@@ -8,8 +8,8 @@ use kube::{Api, Client};
 
 use super::BackupError;
 use super::plan::{self, BackupOptions, MAX_BACKUP_NAME, POLICY_CONFIGMAP, PolicyAction, Scope};
-use crate::cli::GlobalArgs;
 use crate::client::KubeError;
+use crate::commands::cli::GlobalArgs;
 use crate::namespaces;
 use crate::velero::download::{self, OperationResults};
 use crate::velero::{Backup, BackupStorageLocation, DownloadRequestTargetKind, Terminal};
@@ -33,7 +33,7 @@ pub async fn collect_scope(
     globals: &GlobalArgs,
     scope: &Scope,
     storage_location: Option<&str>,
-) -> crate::error::Result<Scoped> {
+) -> crate::commands::error::Result<Scoped> {
     let release = crate::platform::collect_platform_release(
         client,
         &globals.platform_namespace,
@@ -109,7 +109,7 @@ pub async fn prepare(
     scope: &Scope,
     name: Option<&str>,
     opts: &BackupOptions,
-) -> crate::error::Result<CreatePlan> {
+) -> crate::commands::error::Result<CreatePlan> {
     let name = match name {
         Some(n) => n.to_owned(),
         None => plan::default_name(&scope.label(), Timestamp::now()),
@@ -158,7 +158,7 @@ pub async fn apply_policy(
     client: &Client,
     velero_namespace: &str,
     action: PolicyAction,
-) -> crate::error::Result<()> {
+) -> crate::commands::error::Result<()> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), velero_namespace);
     let mut action = action;
     for _ in 0..5 {
@@ -191,7 +191,7 @@ pub async fn apply_policy(
 }
 
 /// Applies the plan: policy first (the Backup references it), then the Backup.
-pub async fn apply(client: &Client, plan: &CreatePlan) -> crate::error::Result<Backup> {
+pub async fn apply(client: &Client, plan: &CreatePlan) -> crate::commands::error::Result<Backup> {
     let namespace = plan.backup.metadata.namespace.clone().unwrap_or_default();
     apply_policy(client, &namespace, plan.policy.clone()).await?;
     let api: Api<Backup> = Api::namespaced(client.clone(), &namespace);
@@ -253,7 +253,7 @@ pub async fn wait_and_report(
     velero_namespace: &str,
     name: &str,
     opts: &WaitOptions,
-) -> crate::error::Result<Backup> {
+) -> crate::commands::error::Result<Backup> {
     let api: Api<Backup> = Api::namespaced(client.clone(), velero_namespace);
     match wait::wait_for(&api, name, opts).await? {
         WaitOutcome::Finished {

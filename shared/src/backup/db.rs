@@ -20,11 +20,11 @@ use kube::api::AttachParams;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::BackupError;
-use crate::cli::{GlobalArgs, print_stdout};
 use crate::clientpod::{self, ClientPodError, ClientPodPlan, with_client_pod};
+use crate::commands::cli::{GlobalArgs, print_stdout};
+use crate::commands::error::{Error, Result};
+use crate::commands::exit::ExitStatus;
 use crate::connection::PgConnection;
-use crate::error::{Error, Result};
-use crate::exit::ExitStatus;
 use crate::platform::{self, Target};
 use crate::release::ReleaseName;
 

@@ -24,7 +24,7 @@ pub async fn collect(
     client: &Client,
     velero_namespace: &str,
     name: &str,
-) -> crate::error::Result<Description> {
+) -> crate::commands::error::Result<Description> {
     let api: Api<Backup> = Api::namespaced(client.clone(), velero_namespace);
     let backup = api
         .get_opt(name)
@@ -188,7 +188,7 @@ pub fn render(d: &Description) -> String {
         }
         Some(Err(e)) => {
             let _ = writeln!(out, "\nResults file not available: {e}");
-            if let Some(step) = crate::error::Diagnose::next_step(e) {
+            if let Some(step) = crate::commands::error::Diagnose::next_step(e) {
                 let _ = writeln!(out, "  ({step})");
             }
         }

@@ -8,9 +8,6 @@ pub mod list;
 pub mod plan;
 pub mod schedule;
 
-use crate::error::Diagnose;
-use crate::exit::ExitStatus;
-
 /// Why a backup command refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -124,62 +121,6 @@ pub enum BackupError {
         /// What to do next.
         hint: String,
     },
-}
-
-impl Diagnose for BackupError {
-    fn exit_status(&self) -> ExitStatus {
-        match self {
-            BackupError::StorageLocationMissing { .. }
-            | BackupError::StorageLocationUnavailable { .. }
-            | BackupError::StorageLocationReadOnly { .. }
-            | BackupError::NamespaceMissing { .. }
-            | BackupError::NamespaceTerminating { .. }
-            | BackupError::ReleaseNamespaceMissing { .. }
-            | BackupError::AlreadyExists { .. } => ExitStatus::Refused,
-            BackupError::Invalid { .. } => ExitStatus::Usage,
-            BackupError::NotFound { .. }
-            | BackupError::Ended { .. }
-            | BackupError::StoppedWaiting { .. }
-            | BackupError::Conflict { .. }
-            | BackupError::Dump { .. } => ExitStatus::Failed,
-        }
-    }
-
-    fn next_step(&self) -> Option<String> {
-        Some(match self {
-            BackupError::StorageLocationMissing { velero_namespace, .. } => format!(
-                "list storage locations with `kubectl get backupstoragelocations -n {velero_namespace}` and pass --storage-location"
-            ),
-            BackupError::StorageLocationUnavailable { name, .. } => format!(
-                "fix the storage location first (credentials, bucket): `kubectl describe backupstoragelocation {name} -n velero`"
-            ),
-            BackupError::StorageLocationReadOnly { name } => format!(
-                "if no restore is running, set it back: `kubectl patch backupstoragelocation {name} -n velero --type merge -p '{{\"spec\":{{\"accessMode\":\"ReadWrite\"}}}}'`"
-            ),
-            BackupError::NamespaceMissing { .. } => {
-                "check the name with `kubectl get ns`; to back up a deleted deployment's namespace there is nothing left to back up".into()
-            }
-            BackupError::NamespaceTerminating { namespace } => {
-                format!("wait until {namespace} is gone, or leave it out with --release/--platform")
-            }
-            BackupError::ReleaseNamespaceMissing { platform_release, .. } => format!(
-                "list deployment namespaces with `kubectl get ns -l platform-release={platform_release}`"
-            ),
-            BackupError::Invalid { hint, .. } => hint.clone(),
-            BackupError::AlreadyExists { name, .. } => {
-                format!("pick another name, or look at it with `kubectl astro backup describe {name}`")
-            }
-            BackupError::NotFound { .. } => "list backups with `kubectl astro backup list`".into(),
-            BackupError::Ended { name, .. } => format!(
-                "see `kubectl astro backup describe {name}` and `velero backup logs {name}`"
-            ),
-            BackupError::StoppedWaiting { name } => {
-                format!("follow it with `kubectl astro backup describe {name}`")
-            }
-            BackupError::Conflict { .. } => "re-run the command; it only writes what differs".into(),
-            BackupError::Dump { hint, .. } => hint.clone(),
-        })
-    }
 }
 
 impl BackupError {

@@ -8,8 +8,8 @@ use kube::{Api, Client};
 use super::BackupError;
 use super::create::{apply_policy, collect_policy, collect_scope};
 use super::plan::{self, BackupOptions, MAX_SCHEDULE_NAME, PolicyAction, Scope};
-use crate::cli::GlobalArgs;
 use crate::client::KubeError;
+use crate::commands::cli::GlobalArgs;
 use crate::cron::{self, CronSchedule, ScheduleKind};
 use crate::velero::Schedule;
 
@@ -44,7 +44,7 @@ pub async fn prepare(
     expr: &str,
     scope: &Scope,
     opts: &BackupOptions,
-) -> crate::error::Result<SchedulePlan> {
+) -> crate::commands::error::Result<SchedulePlan> {
     plan::validate_name(name, MAX_SCHEDULE_NAME, "schedule")?;
     let cron = cron::parse(expr)?;
     let scoped = collect_scope(client, globals, scope, opts.storage_location.as_deref()).await?;
@@ -79,7 +79,10 @@ pub async fn prepare(
 }
 
 /// Applies the plan: policy first, then the Schedule.
-pub async fn apply(client: &Client, plan: &SchedulePlan) -> crate::error::Result<Schedule> {
+pub async fn apply(
+    client: &Client,
+    plan: &SchedulePlan,
+) -> crate::commands::error::Result<Schedule> {
     let namespace = plan.schedule.metadata.namespace.clone().unwrap_or_default();
     let name = plan.schedule.metadata.name.clone().unwrap_or_default();
     apply_policy(client, &namespace, plan.policy.clone()).await?;
@@ -225,7 +228,7 @@ pub async fn set_paused(
     velero_namespace: &str,
     name: &str,
     paused: bool,
-) -> crate::error::Result<Schedule> {
+) -> crate::commands::error::Result<Schedule> {
     let api: Api<Schedule> = Api::namespaced(client.clone(), velero_namespace);
     let patch = serde_json::json!({"spec": {"paused": paused}});
     match api

@@ -11,11 +11,11 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Serialize;
 
-use crate::cli::{GlobalArgs, OutputFormat, print_stdout};
 use crate::clientpod::{self, ClientPodPlan, with_client_pod};
+use crate::commands::cli::{GlobalArgs, OutputFormat, print_stdout};
+use crate::commands::error::Error;
+use crate::commands::exit::ExitStatus;
 use crate::connection::{PgConnection, SslMode, shell_quote};
-use crate::error::Error;
-use crate::exit::ExitStatus;
 use crate::platform::{self, PlatformRelease, ReleaseOrigin, Resolved, SecretSource, Target};
 use crate::release::ReleaseName;
 

@@ -2,5 +2,10 @@
 //! The binaries in `plugins/*` only call `Cli` parsing and `run`.
 
 pub mod backup;
+pub mod cli;
+pub mod completion;
 pub mod dbconn;
+pub mod dispatch;
+pub mod error;
+pub mod exit;
 pub mod restore;

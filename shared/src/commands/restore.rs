@@ -8,10 +8,10 @@ use clap::{Args, Parser, Subcommand};
 use kube::Api;
 use kube::api::PostParams;
 
-use crate::cli::{GlobalArgs, OutputFormat, print_stdout};
 use crate::clientpod;
-use crate::error::{Error, Result};
-use crate::exit::ExitStatus;
+use crate::commands::cli::{GlobalArgs, OutputFormat, print_stdout};
+use crate::commands::error::{Error, Result};
+use crate::commands::exit::ExitStatus;
 use crate::houston::{self, DeploymentColumns, DeploymentStatus, HoustonError, UndeletePlan};
 use crate::pgtunnel::{self, DbAccess, RelaySettings};
 use crate::release::ReleaseName;

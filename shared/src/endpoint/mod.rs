@@ -18,9 +18,9 @@ use self::apply::{Applied, Outcome};
 use self::originals::{Originals, OriginalsError};
 use self::plan::{BOOTSTRAP_SECRET, Plan, PlanContext, PlanError, Role, Target, secret_text};
 use self::target::{Endpoint, uri_endpoint, uri_userinfo};
-use crate::cli::{GlobalArgs, OutputFormat, print_stdout};
-use crate::error::{Diagnose, Error};
-use crate::exit::ExitStatus;
+use crate::commands::cli::{GlobalArgs, OutputFormat, print_stdout};
+use crate::commands::error::Error;
+use crate::commands::exit::ExitStatus;
 use crate::sqlproxy::InstanceName;
 
 /// Flags of `restore endpoint` (also flattened into `restore platform`).
@@ -118,37 +118,6 @@ pub enum EndpointError {
     },
 }
 
-impl Diagnose for EndpointError {
-    fn exit_status(&self) -> ExitStatus {
-        match self {
-            EndpointError::Target(_) => ExitStatus::Usage,
-            EndpointError::Plan(PlanError::SqlProxy(e)) => e.exit_status(),
-            EndpointError::Plan(_) | EndpointError::NotConfirmed | EndpointError::Declined => {
-                ExitStatus::Refused
-            }
-            EndpointError::Originals(_) | EndpointError::Partial { .. } => ExitStatus::Failed,
-        }
-    }
-
-    fn next_step(&self) -> Option<String> {
-        Some(match self {
-            EndpointError::Target(_) => {
-                "pass --db-host HOST [--db-port PORT], --db-connection URI (or ASTRO_DB_CONNECTION), or --sqlproxy-instance PROJECT:REGION:INSTANCE".into()
-            }
-            EndpointError::Plan(PlanError::SqlProxy(e)) => return e.next_step(),
-            EndpointError::Plan(_) => {
-                "check --platform-namespace; the platform must be restored before its endpoint can move".into()
-            }
-            EndpointError::Originals(_) => "fix the file or pass --save-to with another path; nothing was patched".into(),
-            EndpointError::NotConfirmed => "re-run with --yes (see --dry-run for what would change)".into(),
-            EndpointError::Declined => return None,
-            EndpointError::Partial { .. } => {
-                "re-run the same command: objects already moved are skipped, and the saved originals are kept".into()
-            }
-        })
-    }
-}
-
 /// Builds the target from the flags; `current_port` fills in a missing `--db-port`.
 pub fn target_from(
     args: &EndpointArgs,
@@ -218,7 +187,7 @@ fn detect_release(global: &GlobalArgs, collected: &plan::Collected) -> String {
         .collect();
     match found.as_slice() {
         [one] => (*one).to_owned(),
-        _ => crate::cli::DEFAULT_PLATFORM_RELEASE.to_owned(),
+        _ => crate::commands::cli::DEFAULT_PLATFORM_RELEASE.to_owned(),
     }
 }
 

@@ -10,9 +10,6 @@ pub mod plan;
 pub mod preflight;
 pub mod watch;
 
-use crate::error::Diagnose;
-use crate::exit::ExitStatus;
-
 /// Why a restore was refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
@@ -153,44 +150,4 @@ pub enum RestoreError {
         /// Why.
         reason: String,
     },
-}
-
-impl Diagnose for RestoreError {
-    fn exit_status(&self) -> ExitStatus {
-        match self {
-            RestoreError::BackupNotFound { .. } | RestoreError::ScheduleEmpty { .. } => {
-                ExitStatus::Usage
-            }
-            RestoreError::RestoreFailed { .. }
-            | RestoreError::StoppedWaiting { .. }
-            | RestoreError::NothingRestored { .. }
-            | RestoreError::NotAvailable { .. }
-            | RestoreError::Download { .. } => ExitStatus::Failed,
-            _ => ExitStatus::Refused,
-        }
-    }
-
-    fn next_step(&self) -> Option<String> {
-        Some(match self {
-            RestoreError::BackupNotFound { .. } => "list backups with `kubectl astro restore RELEASE --list-backups` (or `kubectl astro backup list`) and pass one of them".into(),
-            RestoreError::ScheduleEmpty { .. } => "check the schedule name with `kubectl get schedules.velero.io -n velero`, or use --from-backup".into(),
-            RestoreError::BackupNotUsable { .. } => "pick another backup (`--list-backups` shows which are usable); --allow-partially-failed accepts PartiallyFailed ones".into(),
-            RestoreError::NamespaceNotInBackup { .. } => "pick a backup that holds the namespace (`--list-backups`), or check the namespace with --namespace".into(),
-            RestoreError::NoBackupFound { .. } => "check the namespace (--namespace) and the backups with `--list-backups`; --allow-partially-failed also considers PartiallyFailed backups".into(),
-            RestoreError::StorageLocationUnavailable { .. } => "fix the storage location first (`kubectl get backupstoragelocations -n velero`; credentials, bucket); Velero rejects restores from an unavailable location".into(),
-            RestoreError::NamespaceTerminating { .. } => "wait until the namespace is gone (`--wait-for-namespace` does that), or remove what blocks its finalizers".into(),
-            RestoreError::NamespaceExists { .. } => "re-run with --existing-resource-policy update to overwrite objects that differ, with --yes to restore anyway, or restore side by side with --namespace-mapping".into(),
-            RestoreError::NeedsConfirmation { .. } => "re-run with --yes, or in a terminal to answer the prompt".into(),
-            RestoreError::Declined => return None,
-            RestoreError::RestoreFailed { name, .. } => format!("see `velero restore describe {name} --details` and `velero restore logs {name}`"),
-            RestoreError::StoppedWaiting { name, velero_namespace, release } => format!(
-                "check it with `kubectl get restore {name} -n {velero_namespace} -o yaml`; once Completed, run `kubectl astro restore undelete {release}`"
-            ),
-            RestoreError::NothingRestored { name, backup, .. } => format!(
-                "see `velero restore describe {name} --details`; check that backup {backup} holds the namespace (`kubectl astro restore RELEASE --list-backups`) and pick one that does"
-            ),
-            RestoreError::NotAvailable { namespace, .. } => format!("look at `kubectl get pods -n {namespace}` and the events of the pending Deployments"),
-            RestoreError::Download { .. } => "check that this machine can reach the object store URL Velero hands out, and that you may create downloadrequests.velero.io".into(),
-        })
-    }
 }

@@ -15,8 +15,6 @@ use super::{
     DownloadRequest, DownloadRequestSpec, DownloadRequestTarget, DownloadRequestTargetKind,
 };
 use crate::client::KubeError;
-use crate::error::Diagnose;
-use crate::exit::ExitStatus;
 
 /// How long Velero gets to sign a URL (the CLI waits 30 s too).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -71,27 +69,6 @@ pub enum DownloadError {
         /// What went wrong.
         reason: String,
     },
-}
-
-impl Diagnose for DownloadError {
-    fn exit_status(&self) -> ExitStatus {
-        match self {
-            DownloadError::Kube(e) => e.exit_status(),
-            _ => ExitStatus::Failed,
-        }
-    }
-    fn next_step(&self) -> Option<String> {
-        match self {
-            DownloadError::Kube(e) => e.next_step(),
-            DownloadError::Timeout { .. } => Some(
-                "check that the Velero server runs (`kubectl get pods -n velero`) and its storage location is Available".into(),
-            ),
-            DownloadError::Http { .. } | DownloadError::Transport { .. } => Some(
-                "this machine must reach the object store URL Velero hands out; try from a host with access, or read `velero backup logs`".into(),
-            ),
-            DownloadError::Decode { .. } => None,
-        }
-    }
 }
 
 /// Downloads one Velero file for `name` (a backup or restore) and returns its content,

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use astro::cli::GlobalArgs;
+use astro::commands::cli::GlobalArgs;
 use astro::endpoint::apply::{Outcome, apply_groups, collect};
 use astro::endpoint::plan::{PlanContext, Target, plan_move};
 use astro::endpoint::target::Endpoint;

@@ -4,8 +4,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::error::Diagnose;
-use crate::exit::ExitStatus;
+use crate::commands::exit::ExitStatus;
 
 /// A command the dispatcher knows, with the one-line description `kubectl astro` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,25 +73,6 @@ pub enum DispatchError {
         /// Why.
         source: std::io::Error,
     },
-}
-
-impl Diagnose for DispatchError {
-    fn exit_status(&self) -> ExitStatus {
-        match self {
-            DispatchError::Unknown { .. } => ExitStatus::Usage,
-            DispatchError::NotInstalled { .. } | DispatchError::Exec { .. } => ExitStatus::Failed,
-        }
-    }
-
-    fn next_step(&self) -> Option<String> {
-        match self {
-            DispatchError::Unknown { .. } => Some("run `kubectl astro` to list the commands".into()),
-            DispatchError::NotInstalled { .. } => Some(
-                "reinstall the plugin (`kubectl krew reinstall astro`); every kubectl-astro-* binary must sit beside kubectl-astro".into(),
-            ),
-            DispatchError::Exec { .. } => Some("check that the file is executable (`chmod +x`)".into()),
-        }
-    }
 }
 
 /// Finds the external command `name`: first beside `own_exe` (with symlinks resolved), then on `path`.
@@ -188,8 +168,8 @@ pub fn main(args: Vec<OsString>) -> std::process::ExitCode {
     match dispatch(args) {
         Ok(status) => status.into(),
         Err(err) => {
-            let err = crate::error::Error::from(err);
-            crate::cli::report(&err);
+            let err = crate::commands::error::Error::from(err);
+            crate::commands::cli::report(&err);
             err.exit_status().into()
         }
     }
@@ -198,18 +178,20 @@ pub fn main(args: Vec<OsString>) -> std::process::ExitCode {
 fn dispatch(args: Vec<OsString>) -> Result<ExitStatus, DispatchError> {
     let mut args = args.into_iter();
     let Some(first) = args.next() else {
-        let _ = crate::cli::print_stdout(&command_list());
+        let _ = crate::commands::cli::print_stdout(&command_list());
         return Ok(ExitStatus::Success);
     };
     let first = first.to_string_lossy().into_owned();
     match first.as_str() {
         "-h" | "--help" | "help" => {
-            let _ = crate::cli::print_stdout(&command_list());
+            let _ = crate::commands::cli::print_stdout(&command_list());
             return Ok(ExitStatus::Success);
         }
         "-V" | "--version" | "version" => {
-            let _ =
-                crate::cli::print_stdout(&format!("kubectl-astro {}\n", env!("CARGO_PKG_VERSION")));
+            let _ = crate::commands::cli::print_stdout(&format!(
+                "kubectl-astro {}\n",
+                env!("CARGO_PKG_VERSION")
+            ));
             return Ok(ExitStatus::Success);
         }
         _ => {}
@@ -234,7 +216,7 @@ fn completion(shell: Option<OsString>) -> ExitStatus {
             | clap_complete::Shell::Zsh
             | clap_complete::Shell::Fish),
         ) => {
-            crate::completion::print_script(shell);
+            crate::commands::completion::print_script(shell);
             ExitStatus::Success
         }
         _ => {

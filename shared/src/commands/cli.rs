@@ -6,8 +6,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::error::Error;
-use crate::exit::ExitStatus;
+use crate::commands::error::Error;
+use crate::commands::exit::ExitStatus;
 
 /// Default namespace of the Astronomer platform.
 pub const DEFAULT_PLATFORM_NAMESPACE: &str = "astronomer";

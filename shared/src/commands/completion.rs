@@ -7,7 +7,7 @@ use clap::Command;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
 
-use crate::cli::GlobalArgs;
+use crate::commands::cli::GlobalArgs;
 
 /// cobra's `ShellCompDirectiveNoFileComp`: do not fall back to file names.
 const NO_FILE_COMPLETION: u8 = 4;
@@ -18,7 +18,7 @@ pub fn command_tree() -> Command {
         .bin_name("kubectl-astro")
         .version(env!("CARGO_PKG_VERSION"))
         .about("Astronomer Software disaster recovery, step by step from the runbook");
-    for command in crate::dispatch::COMMANDS {
+    for command in crate::commands::dispatch::COMMANDS {
         let sub = match command.name {
             "completion" => Command::new("completion").arg(
                 clap::Arg::new("shell")
@@ -163,7 +163,7 @@ pub async fn complete(words: &[String]) {
         out.push('\n');
     }
     out.push_str(&format!(":{NO_FILE_COMPLETION}\n"));
-    let _ = crate::cli::print_stdout(&out);
+    let _ = crate::commands::cli::print_stdout(&out);
 }
 
 async fn cluster_candidates(what: Completing, words: &[String]) -> Vec<String> {
@@ -217,9 +217,9 @@ async fn cluster_candidates(what: Completing, words: &[String]) -> Vec<String> {
 /// Picks the global flags (`--kubeconfig`, `--context`, namespaces) out of the typed words.
 fn global_flags_from(words: &[String]) -> GlobalArgs {
     let mut global = GlobalArgs {
-        platform_namespace: crate::cli::DEFAULT_PLATFORM_NAMESPACE.into(),
+        platform_namespace: crate::commands::cli::DEFAULT_PLATFORM_NAMESPACE.into(),
         velero_namespace: std::env::var("VELERO_NAMESPACE")
-            .unwrap_or_else(|_| crate::cli::DEFAULT_VELERO_NAMESPACE.into()),
+            .unwrap_or_else(|_| crate::commands::cli::DEFAULT_VELERO_NAMESPACE.into()),
         ..GlobalArgs::default()
     };
     let mut iter = words.iter().peekable();
