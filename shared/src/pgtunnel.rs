@@ -89,7 +89,7 @@ pub enum TunnelError {
         /// The relay pod.
         pod: String,
         /// The driver error.
-        source: PgError,
+        source: Box<PgError>,
     },
 }
 
@@ -150,7 +150,7 @@ pub async fn connect_through(
         Err(source) => Err(TunnelError::Pg {
             namespace: pod.namespace.clone(),
             pod: pod.name.clone(),
-            source,
+            source: Box::new(source),
         }),
     }
 }

@@ -162,7 +162,7 @@ pub enum WaitError {
         /// Object name.
         name: String,
         /// The last watch error.
-        source: watcher::Error,
+        source: Box<watcher::Error>,
     },
 }
 
@@ -307,7 +307,7 @@ where
                                 noun: K::NOUN,
                                 namespace,
                                 name: name.to_owned(),
-                                source: e,
+                                source: Box::new(e),
                             });
                         }
                         reporter.note(&format!("watch interrupted ({e}); reconnecting"));

@@ -21,10 +21,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::BackupError;
 use crate::clientpod::{self, ClientPodError, ClientPodPlan, with_client_pod};
-use crate::commands::cli::{GlobalArgs, print_stdout};
+use crate::commands::cli::GlobalArgs;
 use crate::commands::error::{Error, Result};
 use crate::commands::exit::ExitStatus;
 use crate::connection::PgConnection;
+use crate::output::print_stdout;
 use crate::platform::{self, Target};
 use crate::release::ReleaseName;
 

@@ -1,5 +1,5 @@
-//! Flags every binary shares (kubeconfig, context, platform and Velero namespaces),
-//! output formats, and the `main` runner that maps results to exit codes.
+//! Flags every binary shares (kubeconfig, context, platform and Velero namespaces), and
+//! the `main` runner that maps results to exit codes.
 
 use std::future::Future;
 use std::io::Write;
@@ -39,18 +39,6 @@ pub struct GlobalArgs {
     /// Namespace of the Velero server.
     #[arg(long, global = true, value_name = "NS", env = "VELERO_NAMESPACE", default_value = DEFAULT_VELERO_NAMESPACE)]
     pub velero_namespace: String,
-}
-
-/// How results are printed (`-o`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
-    /// Human-readable text.
-    #[default]
-    Text,
-    /// JSON.
-    Json,
-    /// YAML.
-    Yaml,
 }
 
 /// Runs an async command on a fresh runtime and turns its result into an exit code,
@@ -97,15 +85,6 @@ pub fn report(err: &Error) {
     }
     if let Some(step) = err.next_step() {
         let _ = writeln!(stderr, "  next step: {step}");
-    }
-}
-
-/// Writes to stdout, treating a closed pipe (`| head`) as success rather than an error.
-pub fn print_stdout(text: &str) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other,
     }
 }
 

@@ -163,7 +163,7 @@ pub async fn complete(words: &[String]) {
         out.push('\n');
     }
     out.push_str(&format!(":{NO_FILE_COMPLETION}\n"));
-    let _ = crate::commands::cli::print_stdout(&out);
+    let _ = crate::output::print_stdout(&out);
 }
 
 async fn cluster_candidates(what: Completing, words: &[String]) -> Vec<String> {

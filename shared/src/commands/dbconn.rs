@@ -12,10 +12,11 @@ use clap::Parser;
 use serde::Serialize;
 
 use crate::clientpod::{self, ClientPodPlan, with_client_pod};
-use crate::commands::cli::{GlobalArgs, OutputFormat, print_stdout};
+use crate::commands::cli::GlobalArgs;
 use crate::commands::error::Error;
 use crate::commands::exit::ExitStatus;
 use crate::connection::{PgConnection, SslMode, shell_quote};
+use crate::output::{OutputFormat, print_stdout};
 use crate::platform::{self, PlatformRelease, ReleaseOrigin, Resolved, SecretSource, Target};
 use crate::release::ReleaseName;
 

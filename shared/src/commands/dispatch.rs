@@ -178,17 +178,17 @@ pub fn main(args: Vec<OsString>) -> std::process::ExitCode {
 fn dispatch(args: Vec<OsString>) -> Result<ExitStatus, DispatchError> {
     let mut args = args.into_iter();
     let Some(first) = args.next() else {
-        let _ = crate::commands::cli::print_stdout(&command_list());
+        let _ = crate::output::print_stdout(&command_list());
         return Ok(ExitStatus::Success);
     };
     let first = first.to_string_lossy().into_owned();
     match first.as_str() {
         "-h" | "--help" | "help" => {
-            let _ = crate::commands::cli::print_stdout(&command_list());
+            let _ = crate::output::print_stdout(&command_list());
             return Ok(ExitStatus::Success);
         }
         "-V" | "--version" | "version" => {
-            let _ = crate::commands::cli::print_stdout(&format!(
+            let _ = crate::output::print_stdout(&format!(
                 "kubectl-astro {}\n",
                 env!("CARGO_PKG_VERSION")
             ));

@@ -26,6 +26,12 @@ macro_rules! module_errors {
         pub enum Error {
             $( $(#[$doc])* #[error(transparent)] $variant(#[from] $ty), )*
             /// Bad input found at the edge (flags, arguments).
+            /// Output could not be produced.
+            #[error(transparent)]
+            Output(#[from] crate::output::OutputError),
+            /// A fault of this tool, not of the input or the cluster.
+            #[error("internal error: {0}")]
+            Internal(String),
             #[error("{message}")]
             Usage {
                 /// What was wrong.
@@ -40,6 +46,7 @@ macro_rules! module_errors {
             pub fn exit_status(&self) -> ExitStatus {
                 match self {
                     $( Error::$variant(e) => e.exit_status(), )*
+                    Error::Output(_) | Error::Internal(_) => ExitStatus::Failed,
                     Error::Usage { .. } => ExitStatus::Usage,
                 }
             }
@@ -48,6 +55,13 @@ macro_rules! module_errors {
             pub fn next_step(&self) -> Option<String> {
                 match self {
                     $( Error::$variant(e) => e.next_step(), )*
+                    Error::Output(crate::output::OutputError::Write(_)) => {
+                        Some("check where the output goes (a full disk, a closed terminal)".into())
+                    }
+                    Error::Output(_) | Error::Internal(_) => Some(
+                        "this is a bug in kubectl-astro: please report it with the command you ran"
+                            .into(),
+                    ),
                     Error::Usage { hint, .. } => hint.clone(),
                 }
             }
@@ -67,7 +81,7 @@ module_errors! {
     /// Moving the platform to a new database endpoint.
     Endpoint(crate::endpoint::EndpointError),
     /// Restoring the whole platform from a backup.
-    PlatformRestore(crate::platform_restore::PlatformRestoreError),
+    PlatformRestore(crate::restore::platform::PlatformRestoreError),
     /// Reading or changing the Houston database (undelete).
     Houston(crate::houston::HoustonError),
     /// Finding or reading the platform's database secrets.
@@ -495,12 +509,12 @@ mod platform_restore {
     #[allow(unused_imports)]
     use crate::commands::exit::ExitStatus;
     #[allow(unused_imports)]
-    use crate::platform_restore::*;
+    use crate::restore::platform::*;
 
     impl Diagnose for PlatformRestoreError {
         fn exit_status(&self) -> ExitStatus {
             match self {
-                PlatformRestoreError::RestoreFailed { .. } => ExitStatus::Failed,
+                PlatformRestoreError::StoppedWaiting { .. } => ExitStatus::Failed,
                 _ => ExitStatus::Refused,
             }
         }
@@ -514,8 +528,8 @@ mod platform_restore {
             PlatformRestoreError::StorageLocation { .. } => {
                 "check `kubectl get backupstoragelocations -n velero` and the Velero logs; the location must be Available".into()
             }
-            PlatformRestoreError::RestoreFailed { name, .. } => format!(
-                "inspect `velero restore describe {name} --details` and its logs; once the platform is up, `kubectl astro restore endpoint` moves the database endpoint"
+            PlatformRestoreError::StoppedWaiting { name, namespace } => format!(
+                "check it with `kubectl get restore {name} -n {namespace} -o yaml`; when it is Completed, `kubectl astro restore endpoint` moves the database endpoint"
             ),
             PlatformRestoreError::NotConfirmed => "re-run with --yes (see --dry-run for what would happen)".into(),
         })

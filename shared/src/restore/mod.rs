@@ -7,6 +7,7 @@ pub mod download;
 pub mod namespace;
 pub mod outcome;
 pub mod plan;
+pub mod platform;
 pub mod preflight;
 pub mod watch;
 

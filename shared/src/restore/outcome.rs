@@ -1,10 +1,9 @@
 //! What a finished Restore says: phase, counts, failure reason, validation errors, and the
 //! warning/error reasons from its results file, turned into a report and an exit status.
 
-use serde_json::Value;
-
 use crate::restore::RestoreError;
 use crate::restore::download::Results;
+use crate::velero::Restore;
 
 /// A finished (or last-seen) Restore.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -34,27 +33,22 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Reads a Restore (as JSON).
-    pub fn from_json(v: &Value) -> Self {
-        let s = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_owned);
-        let n = |p: &str| v.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+    /// Reads a finished (or last-seen) Restore.
+    pub fn of(restore: &Restore) -> Self {
+        let status = restore.status.clone().unwrap_or_default();
+        let progress = status.progress.unwrap_or_default();
         Outcome {
-            name: s("/metadata/name").unwrap_or_default(),
-            phase: s("/status/phase").unwrap_or_default(),
-            warnings: n("/status/warnings"),
-            errors: n("/status/errors"),
-            failure_reason: s("/status/failureReason").filter(|r| !r.is_empty()),
-            validation_errors: v
-                .pointer("/status/validationErrors")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|e| e.as_str().map(str::to_owned))
-                        .collect()
-                })
+            name: restore.metadata.name.clone().unwrap_or_default(),
+            phase: status
+                .phase
+                .map(|p| p.as_str().to_owned())
                 .unwrap_or_default(),
-            items_restored: n("/status/progress/itemsRestored"),
-            total_items: n("/status/progress/totalItems"),
+            warnings: status.warnings.unwrap_or(0),
+            errors: status.errors.unwrap_or(0),
+            failure_reason: status.failure_reason.filter(|r| !r.is_empty()),
+            validation_errors: status.validation_errors.unwrap_or_default(),
+            items_restored: progress.items_restored.unwrap_or(0),
+            total_items: progress.total_items.unwrap_or(0),
             results: None,
         }
     }
@@ -124,16 +118,24 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A Restore as the API returns it, from its metadata and status.
+    fn restore(v: serde_json::Value) -> Restore {
+        let mut object = json!({"apiVersion": "velero.io/v1", "kind": "Restore", "spec": {}});
+        object["metadata"] = v["metadata"].clone();
+        object["status"] = v["status"].clone();
+        serde_json::from_value(object).expect("a valid Restore")
+    }
+
     #[test]
     fn phases_map_to_errors() {
-        let ok = Outcome::from_json(
-            &json!({"metadata": {"name": "r"}, "status": {"phase": "Completed", "warnings": 2}}),
-        );
+        let ok = Outcome::of(&restore(
+            json!({"metadata": {"name": "r"}, "status": {"phase": "Completed", "warnings": 2}}),
+        ));
         assert!(ok.error().is_none());
         assert!(ok.wants_results());
-        let failed = Outcome::from_json(
-            &json!({"metadata": {"name": "r"}, "status": {"phase": "Failed", "failureReason": "found a restore with status \"InProgress\" during the server starting"}}),
-        );
+        let failed = Outcome::of(&restore(
+            json!({"metadata": {"name": "r"}, "status": {"phase": "Failed", "failureReason": "found a restore with status \"InProgress\" during the server starting"}}),
+        ));
         assert!(
             failed
                 .error()
@@ -141,13 +143,13 @@ mod tests {
                 .to_string()
                 .contains("server starting")
         );
-        let v = Outcome::from_json(
-            &json!({"metadata": {"name": "r"}, "status": {"phase": "FailedValidation", "validationErrors": ["The BSL default is unavailable"]}}),
-        );
+        let v = Outcome::of(&restore(
+            json!({"metadata": {"name": "r"}, "status": {"phase": "FailedValidation", "validationErrors": ["The BSL default is unavailable"]}}),
+        ));
         assert!(v.error().unwrap().to_string().contains("BSL default"));
-        let mut pf = Outcome::from_json(
-            &json!({"metadata": {"name": "r"}, "status": {"phase": "PartiallyFailed", "errors": 1}}),
-        );
+        let mut pf = Outcome::of(&restore(
+            json!({"metadata": {"name": "r"}, "status": {"phase": "PartiallyFailed", "errors": 1}}),
+        ));
         assert!(pf.error().unwrap().to_string().contains("1 errors"));
         pf.results = Some(
             serde_json::from_value(

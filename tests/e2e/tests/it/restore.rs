@@ -490,13 +490,19 @@ fn pool_namespace_from_houston_column_or_flag() {
     let out = run(&sb, &["dt-prod", "--dry-run", "-o", "json"]);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["namespace"]["name"], "data-team-prod");
-    assert_eq!(report["namespace"]["rule"], "houston");
-    assert_eq!(report["backup"], "dt-prod-manual");
+    // The dry run prints the objects it would create (a List), the plan on stderr.
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["kind"], "List");
+    let restore = &list["items"][0];
+    assert_eq!(restore["kind"], "Restore");
+    assert_eq!(restore["spec"]["backupName"], "dt-prod-manual");
     assert_eq!(
-        report["restoreObject"]["spec"]["includedNamespaces"],
+        restore["spec"]["includedNamespaces"],
         json!(["data-team-prod"])
+    );
+    assert!(
+        all.contains("namespace: data-team-prod (from the Houston"),
+        "the rule is Houston's namespace column: {all}"
     );
     // The namespace exists: the dry run says existing objects are skipped.
     assert!(all.contains("will be skipped"), "{all}");
@@ -726,8 +732,12 @@ fn chooses_among_two_thousand_backups_with_paging_and_few_downloads() {
     );
     let all = text(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["backup"], json!(chosen), "{all}");
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        list["items"][0]["spec"]["backupName"],
+        json!(chosen),
+        "{all}"
+    );
     let requests = sb.cluster.requests();
     let lists: Vec<_> = requests
         .iter()
@@ -1027,8 +1037,11 @@ fn dry_run_shows_the_restore_the_sql_and_the_relay_pod() {
         String::from_utf8_lossy(&out.stderr),
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(stdout.contains("kind: Restore"), "{stdout}");
-    assert!(stdout.contains("UPDATE"), "{stdout}");
+    // stdout: exactly the object to create (apply-able); the SQL and the pod on stderr.
+    let docs = e2e_tests::parse_yaml_docs(&stdout).unwrap();
+    assert_eq!(docs.len(), 1, "{stdout}");
+    assert_eq!(docs[0]["kind"], "Restore");
+    assert!(stderr.contains("UPDATE"), "{stderr}");
     assert!(stderr.contains("relay pod"), "{stderr}");
     assert!(stderr.contains("kind: Pod"), "{stderr}");
     assert!(stderr.contains("/dev/tcp"), "{stderr}");

@@ -10,9 +10,10 @@ use jiff::Timestamp;
 use crate::backup::plan::{self, BackupOptions, POLICY_CONFIGMAP, PolicyAction, Scope};
 use crate::backup::{create, db, describe, list, schedule};
 use crate::client::client_from;
-use crate::commands::cli::{GlobalArgs, OutputFormat, print_stdout};
+use crate::commands::cli::GlobalArgs;
 use crate::commands::error::{Error, Result};
 use crate::commands::exit::ExitStatus;
+use crate::output::{OutputFormat, print_stdout};
 use crate::release::ReleaseName;
 use crate::wait::WaitOptions;
 
