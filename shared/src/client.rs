@@ -4,8 +4,6 @@
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
-use crate::commands::cli::GlobalArgs;
-
 /// Errors from loading the kubeconfig or calling the API server.
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
@@ -52,16 +50,19 @@ impl KubeError {
 }
 
 /// Builds a client from `--kubeconfig`/`KUBECONFIG`/`~/.kube/config` and `--context`.
-pub async fn client_from(args: &GlobalArgs) -> Result<Client, KubeError> {
+pub async fn connect(
+    kubeconfig: Option<&std::path::Path>,
+    context: Option<&str>,
+) -> Result<Client, KubeError> {
     let options = KubeConfigOptions {
-        context: args.context.clone(),
+        context: context.map(str::to_owned),
         ..KubeConfigOptions::default()
     };
     let config_error = |source| KubeError::Config {
-        context: args.context.clone(),
+        context: context.map(str::to_owned),
         source,
     };
-    let config = match &args.kubeconfig {
+    let config = match kubeconfig {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path).map_err(config_error)?;
             Config::from_custom_kubeconfig(kubeconfig, &options)

@@ -124,6 +124,23 @@ pub fn render_objects(format: OutputFormat, objects: &[Value]) -> Result<String,
     }
 }
 
+/// A typed object as JSON for printing, with the `apiVersion`/`kind` that k8s-openapi
+/// types leave out of their serialisation.
+pub fn object_value<T: Serialize>(
+    object: &T,
+    api_version: &str,
+    kind: &str,
+) -> Result<Value, OutputError> {
+    let mut value = serde_json::to_value(object).map_err(|e| OutputError::Serialize {
+        what: "an object",
+        format: "JSON",
+        message: e.to_string(),
+    })?;
+    value["apiVersion"] = api_version.into();
+    value["kind"] = kind.into();
+    Ok(value)
+}
+
 /// [`render_objects`] printed to stdout.
 pub fn emit_objects(format: OutputFormat, objects: &[Value]) -> Result<(), OutputError> {
     print_stdout(&render_objects(format, objects)?)

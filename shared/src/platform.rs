@@ -19,6 +19,21 @@ use crate::client::KubeError;
 use crate::connection::{ConnectionError, PgConnection, SslMode, is_placeholder};
 use crate::release::ReleaseName;
 
+/// Default Helm release name of the Astronomer platform.
+pub const DEFAULT_PLATFORM_RELEASE: &str = "astronomer";
+
+/// Where the platform and Velero live in a cluster (the global flags, as domain code
+/// takes them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    /// Namespace of the Astronomer platform.
+    pub platform_namespace: String,
+    /// The platform's Helm release, when given (else detected).
+    pub platform_release: Option<String>,
+    /// Namespace of the Velero server.
+    pub velero_namespace: String,
+}
+
 /// Fixed name of the secret holding the platform's root database connection.
 pub const BOOTSTRAP_SECRET: &str = "astronomer-bootstrap";
 /// Key holding the connection URI in the platform secrets.
@@ -476,7 +491,7 @@ pub fn choose_platform_release(
         _ => format!("no Helm release of chart astronomer in namespace {namespace}"),
     };
     Ok(PlatformRelease {
-        name: crate::commands::cli::DEFAULT_PLATFORM_RELEASE.to_owned(),
+        name: DEFAULT_PLATFORM_RELEASE.to_owned(),
         origin: ReleaseOrigin::Default { reason },
     })
 }
@@ -499,7 +514,7 @@ pub async fn collect_platform_release(
         Ok(list) => list,
         Err(kube::Error::Api(status)) if matches!(status.code, 401 | 403) => {
             return Ok(PlatformRelease {
-                name: crate::commands::cli::DEFAULT_PLATFORM_RELEASE.to_owned(),
+                name: DEFAULT_PLATFORM_RELEASE.to_owned(),
                 origin: ReleaseOrigin::Default {
                     reason: format!(
                         "not allowed to list Helm release secrets in namespace {namespace} (HTTP {}); pass --platform-release to be sure",

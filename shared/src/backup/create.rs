@@ -9,8 +9,8 @@ use kube::{Api, Client};
 use super::BackupError;
 use super::plan::{self, BackupOptions, MAX_BACKUP_NAME, POLICY_CONFIGMAP, PolicyAction, Scope};
 use crate::client::KubeError;
-use crate::commands::cli::GlobalArgs;
 use crate::namespaces;
+use crate::platform::Site;
 use crate::velero::download::{self, OperationResults};
 use crate::velero::{Backup, BackupStorageLocation, DownloadRequestTargetKind, Terminal};
 use crate::wait::{self, WaitOptions, WaitOutcome};
@@ -30,10 +30,10 @@ pub struct Scoped {
 /// Terminating; the storage location exists, is Available and not ReadOnly.
 pub async fn collect_scope(
     client: &Client,
-    globals: &GlobalArgs,
+    globals: &Site,
     scope: &Scope,
     storage_location: Option<&str>,
-) -> crate::commands::error::Result<Scoped> {
+) -> Result<Scoped, BackupError> {
     let release = crate::platform::collect_platform_release(
         client,
         &globals.platform_namespace,
@@ -89,27 +89,27 @@ pub struct CreatePlan {
 
 impl CreatePlan {
     /// The objects that would be created or changed, as JSON values, in order.
-    pub fn objects(&self) -> Vec<serde_json::Value> {
+    pub fn objects(&self) -> Result<Vec<serde_json::Value>, serde_json::Error> {
         let mut out = Vec::new();
         match &self.policy {
             PolicyAction::Create(cm) | PolicyAction::Update(cm) => {
-                out.push(serde_json::to_value(cm).unwrap_or_default());
+                out.push(serde_json::to_value(cm)?);
             }
             PolicyAction::Unchanged => {}
         }
-        out.push(serde_json::to_value(&self.backup).unwrap_or_default());
-        out
+        out.push(serde_json::to_value(&self.backup)?);
+        Ok(out)
     }
 }
 
 /// Reads the cluster and decides (no changes): pre-flight checks, name, policy, Backup.
 pub async fn prepare(
     client: &Client,
-    globals: &GlobalArgs,
+    globals: &Site,
     scope: &Scope,
     name: Option<&str>,
     opts: &BackupOptions,
-) -> crate::commands::error::Result<CreatePlan> {
+) -> Result<CreatePlan, BackupError> {
     let name = match name {
         Some(n) => n.to_owned(),
         None => plan::default_name(&scope.label(), Timestamp::now()),
@@ -125,8 +125,7 @@ pub async fn prepare(
             kind: "backup",
             namespace: globals.velero_namespace.clone(),
             name,
-        }
-        .into());
+        });
     }
     let policy = collect_policy(client, &globals.velero_namespace).await?;
     let backup = plan::plan_backup(&name, &globals.velero_namespace, &scoped.namespaces, opts);
@@ -158,7 +157,7 @@ pub async fn apply_policy(
     client: &Client,
     velero_namespace: &str,
     action: PolicyAction,
-) -> crate::commands::error::Result<()> {
+) -> Result<(), BackupError> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), velero_namespace);
     let mut action = action;
     for _ in 0..5 {
@@ -186,12 +185,11 @@ pub async fn apply_policy(
     }
     Err(BackupError::Conflict {
         object: format!("configmap {velero_namespace}/{POLICY_CONFIGMAP}"),
-    }
-    .into())
+    })
 }
 
 /// Applies the plan: policy first (the Backup references it), then the Backup.
-pub async fn apply(client: &Client, plan: &CreatePlan) -> crate::commands::error::Result<Backup> {
+pub async fn apply(client: &Client, plan: &CreatePlan) -> Result<Backup, BackupError> {
     let namespace = plan.backup.metadata.namespace.clone().unwrap_or_default();
     apply_policy(client, &namespace, plan.policy.clone()).await?;
     let api: Api<Backup> = Api::namespaced(client.clone(), &namespace);
@@ -202,8 +200,7 @@ pub async fn apply(client: &Client, plan: &CreatePlan) -> crate::commands::error
             kind: "backup",
             namespace,
             name,
-        }
-        .into()),
+        }),
         Err(e) => Err(KubeError::api(format!("create backup {namespace}/{name}"), e).into()),
     }
 }
@@ -253,7 +250,7 @@ pub async fn wait_and_report(
     velero_namespace: &str,
     name: &str,
     opts: &WaitOptions,
-) -> crate::commands::error::Result<Backup> {
+) -> Result<Backup, BackupError> {
     let api: Api<Backup> = Api::namespaced(client.clone(), velero_namespace);
     match wait::wait_for(&api, name, opts).await? {
         WaitOutcome::Finished {
@@ -264,13 +261,11 @@ pub async fn wait_and_report(
             name: name.to_owned(),
             phase: phase.to_string(),
             reasons: reasons(client, velero_namespace, &object).await,
-        }
-        .into()),
+        }),
         WaitOutcome::Interrupted { .. } | WaitOutcome::TimedOut { .. } => {
             Err(BackupError::StoppedWaiting {
                 name: name.to_owned(),
-            }
-            .into())
+            })
         }
     }
 }

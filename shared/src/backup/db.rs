@@ -1,5 +1,5 @@
-//! `backup db`: a custom-format `pg_dump` of the Houston (or one Airflow) database,
-//! streamed to a local file with byte progress and checked with `pg_restore -l`.
+//! Database dumps (`backup db`): a custom-format `pg_dump` of the Houston (or one Airflow)
+//! database, streamed to a local file with byte progress and checked with `pg_restore -l`.
 //!
 //! `--local` runs this machine's `pg_dump` with PG* variables (the password only in the
 //! child's environment, never in arguments). Otherwise `pg_dump` runs in a short-lived
@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
@@ -21,30 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::BackupError;
 use crate::clientpod::{self, ClientPodError, ClientPodPlan, with_client_pod};
-use crate::commands::cli::GlobalArgs;
-use crate::commands::error::{Error, Result};
-use crate::commands::exit::ExitStatus;
 use crate::connection::PgConnection;
-use crate::output::print_stdout;
-use crate::platform::{self, Target};
-use crate::release::ReleaseName;
-
-/// `backup db` flags.
-#[derive(Debug, Clone, Args)]
-pub struct DbArgs {
-    /// Dump this deployment's Airflow database instead of Houston's.
-    #[arg(long, value_name = "RELEASE", value_parser = ReleaseName::parse)]
-    pub release: Option<ReleaseName>,
-    /// Output file (default: <database>-<UTC yyyymmddhhmmss>.dump).
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
-    /// Run pg_dump on this machine instead of in a client pod.
-    #[arg(long)]
-    pub local: bool,
-    /// Client pod image (needs pg_dump of a version ≥ the server's).
-    #[arg(long, value_name = "IMAGE", default_value = "postgres")]
-    pub image: String,
-}
 
 /// Default output file: `<database>-<UTC stamp>.dump`.
 pub fn default_out(database: &str, now: Timestamp) -> PathBuf {
@@ -61,66 +37,11 @@ pub fn default_out(database: &str, now: Timestamp) -> PathBuf {
     PathBuf::from(format!("{safe}-{}.dump", now.strftime("%Y%m%d%H%M%S")))
 }
 
-fn dump_error(message: String, hint: &str) -> Error {
+fn dump_error(message: String, hint: &str) -> BackupError {
     BackupError::Dump {
         message,
         hint: hint.to_owned(),
     }
-    .into()
-}
-
-/// Runs `backup db`.
-pub async fn run(global: &GlobalArgs, args: DbArgs) -> Result<ExitStatus> {
-    let client = crate::client::client_from(global).await?;
-    let release = platform::collect_platform_release(
-        &client,
-        &global.platform_namespace,
-        global.platform_release.as_deref(),
-    )
-    .await?;
-    let target = match &args.release {
-        Some(r) => Target::Release {
-            release: r.clone(),
-            namespace: None,
-        },
-        None => Target::Houston,
-    };
-    let resolved =
-        platform::collect_connection(&client, &global.platform_namespace, &release, &target)
-            .await?;
-    for note in &resolved.notes {
-        eprintln!("note: {note}");
-    }
-    let conn = resolved.connection;
-    let database = conn.database().unwrap_or("postgres").to_owned();
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| default_out(&database, Timestamp::now()));
-    eprintln!(
-        "dumping database {database} on {}:{} to {}",
-        conn.host(),
-        conn.port(),
-        out.display()
-    );
-    let bytes = if args.local {
-        dump_local(&conn, &out).await?
-    } else {
-        let plan = plan_dump_pod(
-            &conn,
-            &global.platform_namespace,
-            &release.name,
-            &args.image,
-        );
-        dump_in_pod(&client, &plan, &out).await?
-    };
-    let entries = verify(&out).await?;
-    print_stdout(&format!(
-        "dumped database {database} to {} ({bytes} bytes, {entries} archive entries; pg_restore -l verified)\n",
-        out.display()
-    ))
-    .map_err(|e| Error::usage(format!("cannot write to stdout: {e}"), "check the output pipe"))?;
-    Ok(ExitStatus::Success)
 }
 
 /// The partial file written while dumping; renamed into place only when complete.
@@ -162,7 +83,7 @@ async fn stream_to_file(mut reader: impl AsyncRead + Unpin, out: &Path) -> std::
 }
 
 /// Runs the local `pg_dump -Fc`; the password goes only into the child's environment.
-pub async fn dump_local(conn: &PgConnection, out: &Path) -> Result<u64> {
+pub async fn dump_local(conn: &PgConnection, out: &Path) -> Result<u64, BackupError> {
     let mut cmd = tokio::process::Command::new("pg_dump");
     cmd.args(["--format=custom", "--no-password"])
         .env_remove("PGPASSFILE")
@@ -215,7 +136,7 @@ pub async fn dump_local(conn: &PgConnection, out: &Path) -> Result<u64> {
     }
 }
 
-async fn finish_partial(out: &Path) -> Result<()> {
+async fn finish_partial(out: &Path) -> Result<(), BackupError> {
     tokio::fs::rename(partial_path(out), out)
         .await
         .map_err(|e| {
@@ -256,16 +177,20 @@ pub fn plan_dump_pod(
 }
 
 /// Runs the dump pod, streams its stdout to `out`, and cleans up the Pod and Secret.
-pub async fn dump_in_pod(client: &kube::Client, plan: &ClientPodPlan, out: &Path) -> Result<u64> {
+pub async fn dump_in_pod(
+    client: &kube::Client,
+    plan: &ClientPodPlan,
+    out: &Path,
+) -> Result<u64, BackupError> {
     let out = out.to_owned();
     let namespace = plan.namespace.clone();
     let name = plan.name.clone();
-    with_client_pod(client, plan, async move |pod| -> Result<u64> {
+    with_client_pod(client, plan, async move |pod| -> Result<u64, BackupError> {
         pod.wait_started(Duration::from_secs(300)).await?;
         let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
         let params = AttachParams::default().stdin(true).stdout(true).stderr(true).tty(false);
         let mut attached = pods.attach(&name, &params).await.map_err(|e| {
-            Error::from(ClientPodError::Attach {
+            BackupError::from(ClientPodError::Attach {
                 namespace: namespace.clone(),
                 name: name.clone(),
                 source: Box::new(e),
@@ -314,7 +239,7 @@ pub async fn dump_in_pod(client: &kube::Client, plan: &ClientPodPlan, out: &Path
 
 /// `pg_restore -l FILE`: the dump must be a readable custom-format archive.
 /// Returns the number of table-of-contents entries.
-pub async fn verify(file: &Path) -> Result<usize> {
+pub async fn verify(file: &Path) -> Result<usize, BackupError> {
     let output = tokio::process::Command::new("pg_restore")
         .arg("--list")
         .arg(file)

@@ -11,6 +11,21 @@ pub mod schedule;
 /// Why a backup command refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
+    /// An API call failed.
+    #[error(transparent)]
+    Kube(#[from] crate::client::KubeError),
+    /// The platform could not be read.
+    #[error(transparent)]
+    Platform(#[from] crate::platform::PlatformError),
+    /// Waiting for the backup failed.
+    #[error(transparent)]
+    Wait(#[from] crate::wait::WaitError),
+    /// The schedule's cron expression.
+    #[error(transparent)]
+    Cron(#[from] crate::cron::CronError),
+    /// The dump's client pod.
+    #[error(transparent)]
+    ClientPod(#[from] crate::clientpod::ClientPodError),
     /// The storage location does not exist.
     #[error("backup storage location {name} does not exist in namespace {velero_namespace}")]
     StorageLocationMissing {

@@ -9,8 +9,8 @@ use super::BackupError;
 use super::create::{apply_policy, collect_policy, collect_scope};
 use super::plan::{self, BackupOptions, MAX_SCHEDULE_NAME, PolicyAction, Scope};
 use crate::client::KubeError;
-use crate::commands::cli::GlobalArgs;
 use crate::cron::{self, CronSchedule, ScheduleKind};
+use crate::platform::Site;
 use crate::velero::Schedule;
 
 /// Everything `schedule create` would do, decided.
@@ -26,25 +26,25 @@ pub struct SchedulePlan {
 
 impl SchedulePlan {
     /// The objects that would be created or changed, as JSON values, in order.
-    pub fn objects(&self) -> Vec<serde_json::Value> {
+    pub fn objects(&self) -> Result<Vec<serde_json::Value>, serde_json::Error> {
         let mut out = Vec::new();
         if let PolicyAction::Create(cm) | PolicyAction::Update(cm) = &self.policy {
-            out.push(serde_json::to_value(cm).unwrap_or_default());
+            out.push(serde_json::to_value(cm)?);
         }
-        out.push(serde_json::to_value(&self.schedule).unwrap_or_default());
-        out
+        out.push(serde_json::to_value(&self.schedule)?);
+        Ok(out)
     }
 }
 
 /// Reads the cluster and decides (no changes).
 pub async fn prepare(
     client: &Client,
-    globals: &GlobalArgs,
+    globals: &Site,
     name: &str,
     expr: &str,
     scope: &Scope,
     opts: &BackupOptions,
-) -> crate::commands::error::Result<SchedulePlan> {
+) -> Result<SchedulePlan, BackupError> {
     plan::validate_name(name, MAX_SCHEDULE_NAME, "schedule")?;
     let cron = cron::parse(expr)?;
     let scoped = collect_scope(client, globals, scope, opts.storage_location.as_deref()).await?;
@@ -60,8 +60,7 @@ pub async fn prepare(
             kind: "schedule",
             namespace: globals.velero_namespace.clone(),
             name: name.to_owned(),
-        }
-        .into());
+        });
     }
     let policy = collect_policy(client, &globals.velero_namespace).await?;
     let schedule = plan::plan_schedule(
@@ -79,10 +78,7 @@ pub async fn prepare(
 }
 
 /// Applies the plan: policy first, then the Schedule.
-pub async fn apply(
-    client: &Client,
-    plan: &SchedulePlan,
-) -> crate::commands::error::Result<Schedule> {
+pub async fn apply(client: &Client, plan: &SchedulePlan) -> Result<Schedule, BackupError> {
     let namespace = plan.schedule.metadata.namespace.clone().unwrap_or_default();
     let name = plan.schedule.metadata.name.clone().unwrap_or_default();
     apply_policy(client, &namespace, plan.policy.clone()).await?;
@@ -93,8 +89,7 @@ pub async fn apply(
             kind: "schedule",
             namespace,
             name,
-        }
-        .into()),
+        }),
         Err(e) => Err(KubeError::api(format!("create schedule {namespace}/{name}"), e).into()),
     }
 }
@@ -228,7 +223,7 @@ pub async fn set_paused(
     velero_namespace: &str,
     name: &str,
     paused: bool,
-) -> crate::commands::error::Result<Schedule> {
+) -> Result<Schedule, BackupError> {
     let api: Api<Schedule> = Api::namespaced(client.clone(), velero_namespace);
     let patch = serde_json::json!({"spec": {"paused": paused}});
     match api
@@ -240,8 +235,7 @@ pub async fn set_paused(
             kind: "schedule",
             namespace: velero_namespace.to_owned(),
             name: name.to_owned(),
-        }
-        .into()),
+        }),
         Err(e) => Err(KubeError::api(
             format!(
                 "{} schedule {velero_namespace}/{name}",

@@ -11,8 +11,6 @@ use crate::commands::exit::ExitStatus;
 
 /// Default namespace of the Astronomer platform.
 pub const DEFAULT_PLATFORM_NAMESPACE: &str = "astronomer";
-/// Default Helm release name of the Astronomer platform.
-pub const DEFAULT_PLATFORM_RELEASE: &str = "astronomer";
 /// Default namespace of the Velero server.
 pub const DEFAULT_VELERO_NAMESPACE: &str = "velero";
 
@@ -39,6 +37,22 @@ pub struct GlobalArgs {
     /// Namespace of the Velero server.
     #[arg(long, global = true, value_name = "NS", env = "VELERO_NAMESPACE", default_value = DEFAULT_VELERO_NAMESPACE)]
     pub velero_namespace: String,
+}
+
+impl GlobalArgs {
+    /// Where the platform and Velero live, as the domain modules take it.
+    pub fn site(&self) -> crate::platform::Site {
+        crate::platform::Site {
+            platform_namespace: self.platform_namespace.clone(),
+            platform_release: self.platform_release.clone(),
+            velero_namespace: self.velero_namespace.clone(),
+        }
+    }
+}
+
+/// Builds a client from `--kubeconfig`/`KUBECONFIG`/`~/.kube/config` and `--context`.
+pub async fn client_from(args: &GlobalArgs) -> Result<kube::Client, crate::client::KubeError> {
+    crate::client::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await
 }
 
 /// Runs an async command on a fresh runtime and turns its result into an exit code,

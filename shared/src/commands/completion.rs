@@ -168,7 +168,7 @@ pub async fn complete(words: &[String]) {
 
 async fn cluster_candidates(what: Completing, words: &[String]) -> Vec<String> {
     let global = global_flags_from(words);
-    let Ok(client) = crate::client::client_from(&global).await else {
+    let Ok(client) = crate::commands::cli::client_from(&global).await else {
         return Vec::new();
     };
     let names = |list: Vec<kube::core::DynamicObject>| -> Vec<String> {

@@ -16,7 +16,7 @@ use crate::commands::cli::GlobalArgs;
 use crate::commands::error::Error;
 use crate::commands::exit::ExitStatus;
 use crate::connection::{PgConnection, SslMode, shell_quote};
-use crate::output::{OutputFormat, print_stdout};
+use crate::output::{OutputFormat, note, print_stdout};
 use crate::platform::{self, PlatformRelease, ReleaseOrigin, Resolved, SecretSource, Target};
 use crate::release::ReleaseName;
 
@@ -308,30 +308,22 @@ pub fn render_env(c: &PgConnection, show_secrets: bool) -> String {
     out
 }
 
-fn to_json<T: Serialize>(value: &T) -> String {
-    let mut s = serde_json::to_string_pretty(value).unwrap_or_default();
-    s.push('\n');
-    s
+fn to_json<T: Serialize>(value: &T) -> Result<String, Error> {
+    Ok(crate::output::to_json(value, "the result")?)
 }
 
 fn to_yaml<T: Serialize>(value: &T) -> Result<String, Error> {
-    serde_saphyr::to_string(value).map_err(|e| Error::Usage {
-        message: format!("cannot render YAML: {e}"),
-        hint: None,
-    })
+    Ok(crate::output::to_yaml(value, "the result")?)
 }
 
 fn print(text: &str) -> Result<(), Error> {
-    print_stdout(text).map_err(|e| Error::Usage {
-        message: format!("cannot write to stdout: {e}"),
-        hint: None,
-    })
+    Ok(print_stdout(text)?)
 }
 
 /// Runs `kubectl astro dbconn`.
 pub async fn run(cli: Cli) -> Result<ExitStatus, Error> {
     cli.validate()?;
-    let client = crate::client::client_from(&cli.global).await?;
+    let client = crate::commands::cli::client_from(&cli.global).await?;
     let namespace = cli.global.platform_namespace.clone();
     let release = platform::collect_platform_release(
         &client,
@@ -343,17 +335,20 @@ pub async fn run(cli: Cli) -> Result<ExitStatus, Error> {
     let resolved = platform::collect_connection(&client, &namespace, &release, &target).await?;
     let conn = &resolved.connection;
 
-    if cli.shell || cli.command.is_some() {
-        // Say where the connection came from on stderr, so stdout stays the result.
-        for note in &resolved.notes {
-            eprintln!("note: {note}");
+    // Where the connection came from (e.g. the placeholder fallback) changes what the user
+    // gets: on stderr in every mode, except the text summary, which lists it itself.
+    let text_summary = !(cli.shell || cli.command.is_some() || cli.uri || cli.env)
+        && cli.output == OutputFormat::Text;
+    if !text_summary {
+        for n in &resolved.notes {
+            note(format!("note: {n}"));
         }
     }
 
     if cli.uri {
         if !cli.show_secrets && conn.password().is_some() {
-            eprintln!(
-                "note: password withheld from the URI; add --show-secrets, or set PGPASSWORD (`eval \"$(kubectl astro dbconn --env --show-secrets)\"`)"
+            note(
+                "note: password withheld from the URI; add --show-secrets, or set PGPASSWORD (`eval \"$(kubectl astro dbconn --env --show-secrets)\"`)",
             );
         }
         print(&format!("{}\n", uri_for(conn, cli.show_secrets)))?;
@@ -381,7 +376,7 @@ pub async fn run(cli: Cli) -> Result<ExitStatus, Error> {
     let summary = summarize(&target, &namespace, &release, &resolved, cli.show_secrets);
     match cli.output {
         OutputFormat::Text => print(&render_text(&summary))?,
-        OutputFormat::Json => print(&to_json(&summary))?,
+        OutputFormat::Json => print(&to_json(&summary)?)?,
         OutputFormat::Yaml => print(&to_yaml(&summary)?)?,
     }
     Ok(ExitStatus::Success)
@@ -399,7 +394,7 @@ async fn run_local_sql(
             let text: Vec<String> = results.iter().map(crate::pg::format_table).collect();
             print(&text.join("\n"))?;
         }
-        OutputFormat::Json => print(&to_json(&results))?,
+        OutputFormat::Json => print(&to_json(&results)?)?,
         OutputFormat::Yaml => print(&to_yaml(&results)?)?,
     }
     Ok(ExitStatus::Success)
@@ -442,47 +437,27 @@ fn print_dry_run(cli: &Cli, plan: &ClientPodPlan, sql: Option<&str>) -> Result<(
     let mut owner = pod.clone();
     owner.metadata.uid = Some("<uid of the created Pod>".into());
     let secret = plan.secret(Some(&owner), !cli.show_secrets);
-    match cli.output {
-        OutputFormat::Json => {
-            let list = serde_json::json!({
-                "apiVersion": "v1",
-                "kind": "List",
-                "items": [pod_json(&pod), secret_json(&secret)],
-            });
-            print(&to_json(&list))?;
-        }
-        _ => {
-            let mut text = String::new();
-            if let Some(sql) = sql {
-                for line in sql.lines() {
-                    text.push_str(&format!("# SQL: {line}\n"));
-                }
-            }
-            text.push_str(&to_yaml(&pod_json(&pod))?);
-            text.push_str("---\n");
-            text.push_str(&to_yaml(&secret_json(&secret))?);
-            print(&text)?;
+    // stdout: the objects, apply-able; the SQL that would run in the pod on stderr.
+    if let Some(sql) = sql {
+        for line in sql.lines() {
+            note(format!("# SQL: {line}"));
         }
     }
-    eprintln!(
+    let objects = [pod_json(&pod)?, secret_json(&secret)?];
+    crate::output::emit_objects(cli.output, &objects)?;
+    note(format!(
         "dry run: would create Pod and Secret {}/{} (Secret owned by the Pod), then delete both",
         plan.namespace, plan.name
-    );
+    ));
     Ok(())
 }
 
-fn pod_json(pod: &k8s_openapi::api::core::v1::Pod) -> serde_json::Value {
-    let mut v = serde_json::to_value(pod).unwrap_or_default();
-    v["apiVersion"] = "v1".into();
-    v["kind"] = "Pod".into();
-    v
+fn pod_json(pod: &k8s_openapi::api::core::v1::Pod) -> Result<serde_json::Value, Error> {
+    Ok(crate::output::object_value(pod, "v1", "Pod")?)
 }
 
-fn secret_json(secret: &k8s_openapi::api::core::v1::Secret) -> serde_json::Value {
-    let mut v = serde_json::to_value(secret).unwrap_or_default();
-    v["apiVersion"] = "v1".into();
-    v["kind"] = "Secret".into();
-    v
+fn secret_json(secret: &k8s_openapi::api::core::v1::Secret) -> Result<serde_json::Value, Error> {
+    Ok(crate::output::object_value(secret, "v1", "Secret")?)
 }
 
 async fn run_pod_sql(
@@ -543,7 +518,7 @@ async fn run_pod_sql(
                     print(&to_json(&[crate::pg::parse_psql_csv(
                         &finished.logs,
                         &null_marker,
-                    )]))?;
+                    )])?)?;
                 }
                 OutputFormat::Yaml => {
                     print(&to_yaml(&[crate::pg::parse_psql_csv(
@@ -660,7 +635,7 @@ mod tests {
             false,
         );
         let text = render_text(&s);
-        let json = to_json(&s);
+        let json = to_json(&s).unwrap();
         for shown in [&text, &json] {
             assert!(!shown.contains("Sup3r"), "{shown}");
         }

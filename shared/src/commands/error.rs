@@ -595,6 +595,11 @@ mod backup {
     impl Diagnose for BackupError {
         fn exit_status(&self) -> ExitStatus {
             match self {
+                BackupError::Kube(e) => e.exit_status(),
+                BackupError::Platform(e) => e.exit_status(),
+                BackupError::Wait(e) => e.exit_status(),
+                BackupError::Cron(e) => e.exit_status(),
+                BackupError::ClientPod(e) => e.exit_status(),
                 BackupError::StorageLocationMissing { .. }
                 | BackupError::StorageLocationUnavailable { .. }
                 | BackupError::StorageLocationReadOnly { .. }
@@ -613,6 +618,11 @@ mod backup {
 
         fn next_step(&self) -> Option<String> {
             Some(match self {
+            BackupError::Kube(e) => return e.next_step(),
+            BackupError::Platform(e) => return e.next_step(),
+            BackupError::Wait(e) => return e.next_step(),
+            BackupError::Cron(e) => return e.next_step(),
+            BackupError::ClientPod(e) => return e.next_step(),
             BackupError::StorageLocationMissing { velero_namespace, .. } => format!(
                 "list storage locations with `kubectl get backupstoragelocations -n {velero_namespace}` and pass --storage-location"
             ),

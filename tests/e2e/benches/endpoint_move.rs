@@ -73,7 +73,9 @@ fn main() {
             velero_namespace: "velero".into(),
             ..GlobalArgs::default()
         };
-        let client = astro::client::client_from(&global).await.expect("client");
+        let client = astro::commands::cli::client_from(&global)
+            .await
+            .expect("client");
         let started = Instant::now();
         let collected = collect(&client, "astronomer").await.expect("collect");
         let ctx = PlanContext {

@@ -8,9 +8,12 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use jiff::Timestamp;
 
 use crate::backup::plan::{self, BackupOptions, POLICY_CONFIGMAP, PolicyAction, Scope};
-use crate::backup::{create, db, describe, list, schedule};
-use crate::client::client_from;
+mod db;
+mod describe;
+
+use crate::backup::{create, list, schedule};
 use crate::commands::cli::GlobalArgs;
+use crate::commands::cli::client_from;
 use crate::commands::error::{Error, Result};
 use crate::commands::exit::ExitStatus;
 use crate::output::{OutputFormat, print_stdout};
@@ -199,31 +202,22 @@ pub struct DescribeArgs {
     pub output: OutputFormat,
 }
 
-/// Renders values for `-o json|yaml` (a `List` when there are several) or YAML documents
-/// for text (dry runs print objects as YAML).
-pub fn render_objects(values: &[serde_json::Value], output: OutputFormat) -> String {
-    match output {
-        OutputFormat::Json => {
-            let v = if values.len() == 1 {
-                values[0].clone()
-            } else {
-                serde_json::json!({"apiVersion": "v1", "kind": "List", "items": values})
-            };
-            serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
-        }
-        OutputFormat::Yaml | OutputFormat::Text => {
-            serde_saphyr::to_string_multiple(values).unwrap_or_default()
-        }
-    }
+/// Renders objects for `-o json|yaml` (one object as itself, several as a `List`) or as
+/// YAML documents for text (dry runs print objects as YAML).
+pub fn render_objects(values: &[serde_json::Value], output: OutputFormat) -> Result<String> {
+    Ok(match (output, values) {
+        (OutputFormat::Json, [one]) => crate::output::to_json(one, "the object")?,
+        _ => crate::output::render_objects(output, values)?,
+    })
 }
 
 fn print(text: &str) -> Result<()> {
-    print_stdout(text).map_err(|e| {
-        Error::usage(
-            format!("cannot write to stdout: {e}"),
-            "check the output pipe",
-        )
-    })
+    Ok(print_stdout(text)?)
+}
+
+/// A typed Velero object as JSON, for printing.
+fn velero_value<T: serde::Serialize>(object: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(object).map_err(|e| Error::Internal(format!("Velero object: {e}")))
 }
 
 fn scope_of(args: &ScopeArgs) -> Result<Scope> {
@@ -261,13 +255,11 @@ pub async fn run(cli: Cli) -> Result<ExitStatus> {
         Command::List(args) => run_list(&global, args).await,
         Command::Describe(args) => {
             let client = client_from(&global).await?;
-            let d = describe::collect(&client, &global.velero_namespace, &args.name).await?;
+            let d = crate::backup::describe::collect(&client, &global.velero_namespace, &args.name)
+                .await?;
             match args.output {
                 OutputFormat::Text => print(&describe::render(&d))?,
-                other => print(&render_objects(
-                    &[serde_json::to_value(&d.backup).unwrap_or_default()],
-                    other,
-                ))?,
+                other => print(&render_objects(&[velero_value(&d.backup)?], other)?)?,
             }
             Ok(ExitStatus::Success)
         }
@@ -285,9 +277,15 @@ async fn run_create(global: &GlobalArgs, args: CreateArgs) -> Result<ExitStatus>
         ));
     }
     let client = client_from(global).await?;
-    let plan = create::prepare(&client, global, &scope, args.name.as_deref(), &opts).await?;
+    let plan =
+        create::prepare(&client, &global.site(), &scope, args.name.as_deref(), &opts).await?;
     if args.dry_run {
-        print(&render_objects(&plan.objects(), args.output))?;
+        print(&render_objects(
+            &plan
+                .objects()
+                .map_err(|e| Error::Internal(format!("objects: {e}")))?,
+            args.output,
+        )?)?;
         return Ok(ExitStatus::Success);
     }
     let name = plan.backup.metadata.name.clone().unwrap_or_default();
@@ -307,10 +305,7 @@ async fn run_create(global: &GlobalArgs, args: CreateArgs) -> Result<ExitStatus>
                 "follow it with: kubectl astro backup describe {name}\n"
             ))?;
         } else {
-            print(&render_objects(
-                &[serde_json::to_value(&created).unwrap_or_default()],
-                args.output,
-            ))?;
+            print(&render_objects(&[velero_value(&created)?], args.output)?)?;
         }
         return Ok(ExitStatus::Success);
     }
@@ -331,10 +326,7 @@ async fn run_create(global: &GlobalArgs, args: CreateArgs) -> Result<ExitStatus>
             status.warnings.unwrap_or(0)
         ))?;
     } else {
-        print(&render_objects(
-            &[serde_json::to_value(&done).unwrap_or_default()],
-            args.output,
-        ))?;
+        print(&render_objects(&[velero_value(&done)?], args.output)?)?;
     }
     Ok(ExitStatus::Success)
 }
@@ -347,12 +339,23 @@ async fn run_schedule(global: &GlobalArgs, command: ScheduleCommand) -> Result<E
             // Check the expression before touching the cluster: a typo is a usage error.
             crate::cron::parse(&args.schedule)?;
             let client = client_from(global).await?;
-            let plan =
-                schedule::prepare(&client, global, &args.name, &args.schedule, &scope, &opts)
-                    .await?;
+            let plan = schedule::prepare(
+                &client,
+                &global.site(),
+                &args.name,
+                &args.schedule,
+                &scope,
+                &opts,
+            )
+            .await?;
             let next = schedule::describe_next_runs(&plan.cron, Timestamp::now()).join("\n") + "\n";
             if args.dry_run {
-                print(&render_objects(&plan.objects(), args.output))?;
+                print(&render_objects(
+                    &plan
+                        .objects()
+                        .map_err(|e| Error::Internal(format!("objects: {e}")))?,
+                    args.output,
+                )?)?;
                 eprint!("{next}");
                 return Ok(ExitStatus::Success);
             }
@@ -366,10 +369,7 @@ async fn run_schedule(global: &GlobalArgs, command: ScheduleCommand) -> Result<E
                     policy_word(&plan.policy)
                 ))?;
             } else {
-                print(&render_objects(
-                    &[serde_json::to_value(&created).unwrap_or_default()],
-                    args.output,
-                ))?;
+                print(&render_objects(&[velero_value(&created)?], args.output)?)?;
                 eprint!("{next}");
             }
             Ok(ExitStatus::Success)
@@ -381,7 +381,7 @@ async fn run_schedule(global: &GlobalArgs, command: ScheduleCommand) -> Result<E
                 OutputFormat::Text => print(&schedule::render_table(&schedules, Timestamp::now()))?,
                 other => {
                     let v = serde_json::json!({"apiVersion": "velero.io/v1", "kind": "ScheduleList", "items": schedules});
-                    print(&render_objects(&[v], other))?;
+                    print(&render_objects(&[v], other)?)?;
                 }
             }
             Ok(ExitStatus::Success)
@@ -424,7 +424,7 @@ async fn run_list(global: &GlobalArgs, args: ListArgs) -> Result<ExitStatus> {
                 list::collect_backups(&client, &global.velero_namespace, namespace.as_deref())
                     .await?;
             let v = serde_json::json!({"apiVersion": "velero.io/v1", "kind": "BackupList", "items": items});
-            print(&render_objects(&[v], other))?;
+            print(&render_objects(&[v], other)?)?;
         }
     }
     Ok(ExitStatus::Success)

@@ -104,7 +104,7 @@ pub async fn run(global: &GlobalArgs, args: &EndpointArgs) -> Result<ExitStatus,
     }
     // Validate the flags before talking to the cluster.
     target_from(&args.request(), None)?;
-    let client = crate::client::client_from(global).await?;
+    let client = crate::commands::cli::client_from(global).await?;
     move_endpoint(&client, global, args).await
 }
 
@@ -121,7 +121,7 @@ fn detect_release(global: &GlobalArgs, collected: &plan::Collected) -> String {
         .collect();
     match found.as_slice() {
         [one] => (*one).to_owned(),
-        _ => crate::commands::cli::DEFAULT_PLATFORM_RELEASE.to_owned(),
+        _ => crate::platform::DEFAULT_PLATFORM_RELEASE.to_owned(),
     }
 }
 

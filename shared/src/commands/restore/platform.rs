@@ -74,7 +74,7 @@ pub async fn run(global: &GlobalArgs, args: &PlatformArgs) -> Result<ExitStatus,
         // Bad endpoint flags are found before anything changes.
         target_from(&args.endpoint.request(), None)?;
     }
-    let client = crate::client::client_from(global).await?;
+    let client = crate::commands::cli::client_from(global).await?;
     let now = jiff::Timestamp::now();
     let collected = collect(&client, global, &args.from_backup, now).await?;
     let plan = plan(global, args, &collected, now);

@@ -60,7 +60,7 @@ struct Prepared {
 
 pub(super) async fn run(global: &GlobalArgs, args: &RestoreArgs) -> Result<ExitStatus> {
     let release = ReleaseName::parse(args.release.as_deref().unwrap_or_default())?;
-    let kube = crate::client::client_from(global).await?;
+    let kube = crate::commands::cli::client_from(global).await?;
     let mut report = RestoreReport {
         release: release.to_string(),
         ..RestoreReport::default()
