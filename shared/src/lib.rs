@@ -25,4 +25,5 @@ pub mod restore;
 pub mod sqlproxy;
 pub mod terminal;
 pub mod velero;
+pub mod velero_plugin;
 pub mod wait;
