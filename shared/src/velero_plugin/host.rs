@@ -28,6 +28,9 @@ use super::proto::plugin::grpc_controller_client::GrpcControllerClient;
 use super::proto::plugin::grpc_stdio_client::GrpcStdioClient;
 use super::proto::plugin::{self as goplugin, ConnInfo};
 
+/// gRPC status codes and statuses, as the host returns them.
+pub use tonic::{Code, Status};
+
 /// The 8 kinds Velero's registry accepts (`common.AllPluginKinds`).
 pub const PLUGIN_KINDS: [&str; 8] = [
     "ObjectStore",
@@ -453,6 +456,11 @@ impl PluginProcess {
             .into_inner();
         validate_execute(item, &answer).map_err(HostError::Invalid)?;
         Ok(answer)
+    }
+
+    /// The process id (to send signals in tests).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// The stderr lines so far.

@@ -1,0 +1,6 @@
+//! Integration tests of the `velero-plugin-astro` binary through a host that does what
+//! Velero's go-plugin client does (`astro::velero_plugin::host`).
+
+mod protocol;
+mod rewrite;
+mod support;
