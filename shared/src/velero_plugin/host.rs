@@ -10,6 +10,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -156,6 +157,10 @@ pub struct PluginProcess {
     output: Arc<Mutex<Output>>,
     /// Whether `StreamStdio` opened (Unavailable/Unimplemented are tolerated by Velero).
     pub stdio_opened: bool,
+    /// The broker and stdio streams; ended with the connection, as `conn.Close()` does.
+    streams: Vec<tokio::task::JoinHandle<()>>,
+    /// Ends the broker's request stream.
+    close_broker: tokio::sync::oneshot::Sender<()>,
 }
 
 /// The result of a launch that went wrong, with what the process said.
@@ -376,15 +381,23 @@ impl PluginProcess {
         // As newGRPCClient: the broker stream in the background (errors ignored), then
         // StreamStdio, where only Unavailable and Unimplemented are tolerated.
         let mut broker = GrpcBrokerClient::new(channel.clone());
-        tokio::spawn(async move {
-            let _ = broker
-                .start_stream(futures::stream::pending::<ConnInfo>())
-                .await;
-        });
+        // The request side stays open until `kill`: hyper pipes it from its own task, so
+        // only ending it (not dropping our handles) lets the connection close.
+        let (close_broker, closed) = tokio::sync::oneshot::channel::<()>();
+        let outbound =
+            futures::stream::once(closed).filter_map(|_| futures::future::ready(None::<ConnInfo>));
+        let mut streams = vec![tokio::spawn(async move {
+            if let Ok(answer) = broker.start_stream(outbound).await {
+                let mut answer = answer.into_inner();
+                while let Ok(Some(_)) = answer.message().await {}
+            }
+        })];
         let stdio_opened = match GrpcStdioClient::new(channel.clone()).stream_stdio(()).await {
             Ok(stream) => {
                 let mut stream = stream.into_inner();
-                tokio::spawn(async move { while let Ok(Some(_)) = stream.message().await {} });
+                streams.push(tokio::spawn(async move {
+                    while let Ok(Some(_)) = stream.message().await {}
+                }));
                 true
             }
             Err(s)
@@ -405,6 +418,8 @@ impl PluginProcess {
             channel,
             output,
             stdio_opened,
+            streams,
+            close_broker,
         })
     }
 
@@ -477,6 +492,11 @@ impl PluginProcess {
         let _ = GrpcControllerClient::new(self.channel.clone())
             .shutdown(goplugin::Empty {})
             .await;
+        // grpc-go's conn.Close(): every stream and the connection go.
+        let _ = self.close_broker.send(());
+        for s in &self.streams {
+            s.abort();
+        }
         drop(self.channel);
         let (graceful, status) =
             match tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await {

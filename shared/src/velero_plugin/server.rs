@@ -362,7 +362,9 @@ pub async fn serve(argv0: String) -> Result<(), ServerError> {
     tokio::select! {
         result = server => result?,
         // A client that keeps its connection open must not hold up the exit.
-        () = async { stopped.await; tokio::time::sleep(STOP_GRACE).await } => {}
+        () = async { stopped.await; tokio::time::sleep(STOP_GRACE).await } => {
+            log(Level::Debug, "connections still open after Shutdown; exiting anyway", &[]);
+        }
     }
     Ok(())
 }

@@ -53,6 +53,12 @@ pub async fn launch(installed: &Installed, env: &[(&str, &str)]) -> PluginProces
 pub async fn stop(process: PluginProcess) -> Vec<String> {
     let report = process.kill().await;
     assert!(report.graceful, "not gone 2 s after Shutdown: {report:?}");
+    // Gone once the connection closes, not only when the server's own grace runs out.
+    assert!(
+        report.elapsed < astro::velero_plugin::server::STOP_GRACE,
+        "{:?} from Shutdown to exit",
+        report.elapsed
+    );
     assert!(
         report.status.is_some_and(|s| s.success()),
         "exit status {:?}",
