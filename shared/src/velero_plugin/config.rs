@@ -344,3 +344,21 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    /// The shipped example is a configuration the plugin accepts, with the labels it selects.
+    #[test]
+    fn deploy_example_is_valid() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/velero-plugin/configmap.yaml");
+        let cm: ConfigMap = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let labels = cm.metadata.labels.clone().unwrap();
+        assert!(labels.contains_key(PLUGIN_CONFIG_LABEL));
+        assert_eq!(labels[DB_ENDPOINT], KIND);
+        let c = pick(&[cm], "velero").unwrap().unwrap();
+        assert!(c.new.is_some() && c.old.is_some());
+    }
+}
