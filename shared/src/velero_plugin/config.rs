@@ -354,7 +354,8 @@ mod example_tests {
     fn deploy_example_is_valid() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../deploy/velero-plugin/configmap.yaml");
-        let cm: ConfigMap = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let cm: ConfigMap =
+            serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let labels = cm.metadata.labels.clone().unwrap();
         assert!(labels.contains_key(PLUGIN_CONFIG_LABEL));
         assert_eq!(labels[DB_ENDPOINT], KIND);

@@ -10,6 +10,7 @@ mod selector;
 mod server;
 mod store;
 mod table;
+mod velero_plugins;
 mod velero_sim;
 
 use std::collections::VecDeque;
@@ -50,6 +51,9 @@ pub struct Options {
     /// machine (psql, pg_dump, sh…) run as local processes with env resolved from
     /// `secretKeyRef`/`configMapKeyRef`; logs, attach and exec work. Other Pods stay Pending.
     pub kubelet: bool,
+    /// Velero's `--plugin-dir`: the simulated Velero runs restored items through the
+    /// RestoreItemActions of the plugin binaries found there (`velero_plugins`).
+    pub velero_plugin_dir: Option<PathBuf>,
 }
 
 /// A fault injected into request handling; see `FakeCluster::inject`.
@@ -324,6 +328,7 @@ impl FakeCluster {
 
         let mut velero = velero_sim::VeleroState::default();
         velero.step = options.velero_step.unwrap_or(Duration::from_millis(100));
+        velero.plugin_dir.clone_from(&options.velero_plugin_dir);
         velero_sim::snapshot_existing(&st, &mut velero);
         let shared = Arc::new(Shared {
             velero: Mutex::new(velero),

@@ -3,4 +3,5 @@
 
 mod protocol;
 mod rewrite;
+mod sim;
 mod support;
