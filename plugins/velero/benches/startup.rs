@@ -2,7 +2,8 @@
 //! a valid handshake line, and a whole discovery cycle (launch, `ListPlugins`,
 //! `Shutdown`, exit), which Velero pays at every server start and every restore.
 //! Prints figures, asserts nothing. `cargo bench -p velero-plugin-astro` measures the
-//! release-profile binary; `-- --runs N` sets the number of launches (default 30).
+//! release-profile binary; `-- --runs N` sets the number of launches (default 30),
+//! `-- --binary PATH` measures another build (the static one of `scripts/build-velero-plugin`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -29,7 +30,15 @@ fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(30usize)
         .max(1);
-    let path = Path::new(env!("CARGO_BIN_EXE_velero-plugin-astro"));
+    // `-- --binary PATH` measures another build (e.g. scripts/build-velero-plugin's).
+    let path = args
+        .iter()
+        .position(|a| a == "--binary")
+        .and_then(|i| args.get(i + 1))
+        .map_or(
+            Path::new(env!("CARGO_BIN_EXE_velero-plugin-astro")),
+            Path::new,
+        );
     let size = std::fs::metadata(path).expect("binary built").len();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let (mut handshake, mut exit, mut cycle) = (Vec::new(), Vec::new(), Vec::new());

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use astro::velero_plugin::host::{LaunchOptions, PluginProcess, discover, install_into};
 
 /// The binary under test, copied into `<tmp>/plugins/` (mode 0755) and found there by
-/// Velero's discovery rules.
+/// Velero's discovery rules. `ASTRO_VELERO_PLUGIN_BIN` tests another build of it (e.g.
+/// the static one of `scripts/build-velero-plugin`).
 pub struct Installed {
     _dir: tempfile::TempDir,
     /// The path Velero would launch.
@@ -16,11 +17,11 @@ pub struct Installed {
 pub fn installed() -> Installed {
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins");
-    install_into(
-        std::path::Path::new(env!("CARGO_BIN_EXE_velero-plugin-astro")),
-        &plugins,
-    )
-    .unwrap();
+    let binary = std::env::var_os("ASTRO_VELERO_PLUGIN_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_velero-plugin-astro")),
+        PathBuf::from,
+    );
+    install_into(&binary, &plugins).unwrap();
     let found = discover(&plugins).unwrap();
     assert_eq!(found.len(), 1, "{found:?}");
     Installed {
