@@ -177,8 +177,12 @@ pub fn install_into(binary: &Path, dir: &Path) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir)?;
     let target = dir.join(binary.file_name().unwrap_or_default());
-    std::fs::copy(binary, &target)?;
-    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))?;
+    // A hard link opens nothing for writing: a copy's write descriptor, inherited by a
+    // concurrent fork elsewhere in the process, makes exec fail with "Text file busy".
+    if std::fs::hard_link(binary, &target).is_err() {
+        std::fs::copy(binary, &target)?;
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))?;
+    }
     Ok(target)
 }
 
@@ -344,15 +348,26 @@ impl PluginProcess {
         }
         cmd.envs(options.env.iter().cloned());
         let started = Instant::now();
-        let mut child = cmd.spawn().map_err(|source| {
-            fail(
-                HostError::Spawn {
-                    path: path.to_owned(),
-                    source,
-                },
-                &output,
-            )
-        })?;
+        let mut attempts = 0;
+        let mut child = loop {
+            match cmd.spawn() {
+                Ok(child) => break child,
+                // A copied binary can be briefly busy (see `install_into`); retry a little.
+                Err(e) if e.raw_os_error() == Some(26) && attempts < 20 => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                Err(source) => {
+                    return Err(fail(
+                        HostError::Spawn {
+                            path: path.to_owned(),
+                            source,
+                        },
+                        &output,
+                    ));
+                }
+            }
+        };
         if let Some(stderr) = child.stderr.take() {
             lines_into(BufReader::new(stderr), &output, true);
         }
