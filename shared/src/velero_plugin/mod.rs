@@ -10,6 +10,7 @@
 pub mod actions;
 pub mod config;
 pub mod handshake;
+pub mod install;
 pub mod log;
 
 #[cfg(feature = "velero-plugin")]

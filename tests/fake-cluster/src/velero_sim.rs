@@ -222,6 +222,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             "Restore",
             "DownloadRequest",
             "DeleteBackupRequest",
+            "ServerStatusRequest",
         ]
         .iter()
         .map(|k| st.find_kind("velero.io/v1", k))
@@ -270,6 +271,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                     "Restore" => restore(shared, t, ns, name).await,
                     "DownloadRequest" => download_request(shared, t, ns, name).await,
                     "Schedule" => schedule(shared, t, ns, name).await,
+                    "ServerStatusRequest" => {
+                        crate::velero_plugins::server_status_request(shared, t, ns, name).await;
+                    }
                     _ => delete_backup_request(shared, t, ns, name).await,
                 }
             });

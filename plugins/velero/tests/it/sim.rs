@@ -139,3 +139,73 @@ async fn simulated_velero_runs_the_plugin_on_restored_items() {
             .any(|r| r.path.contains("/secrets") && (r.method == "PATCH" || r.method == "PUT"))
     );
 }
+
+async fn client(cluster: &FakeCluster) -> kube::Client {
+    let kubeconfig = kube::config::Kubeconfig::read_from(cluster.kubeconfig_path()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+#[tokio::test]
+async fn server_status_request_lists_the_plugin_and_config_is_written() {
+    use astro::velero_plugin::install;
+    let plugin = installed();
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/platform");
+    for with_plugin in [true, false] {
+        let cluster = FakeCluster::start(Options {
+            manifest_dirs: vec![fixtures.clone()],
+            simulate_velero: true,
+            velero_step: Some(Duration::from_millis(10)),
+            velero_plugin_dir: with_plugin.then(|| plugin.path.parent().unwrap().to_path_buf()),
+            ..Options::default()
+        })
+        .unwrap();
+        let client = client(&cluster).await;
+        let plugins = install::loaded_plugins(&client, "velero").await.unwrap();
+        assert!(
+            plugins.iter().any(|(_, n)| n == "velero.io/pod"),
+            "{plugins:?}"
+        );
+        assert_eq!(
+            install::has_db_endpoint(&plugins),
+            with_plugin,
+            "{plugins:?}"
+        );
+        assert!(
+            cluster
+                .list("velero.io/v1", "ServerStatusRequest", Some("velero"))
+                .is_empty()
+        );
+        if with_plugin {
+            let config = EndpointConfig {
+                platform_namespace: "astronomer".into(),
+                new: Some(Endpoint {
+                    host: NEW_HOST.into(),
+                    port: 5432,
+                }),
+                old: None,
+                sqlproxy: None,
+            };
+            install::write_config(&client, "velero", &config)
+                .await
+                .unwrap();
+            install::write_config(&client, "velero", &config)
+                .await
+                .unwrap();
+            let cm = cluster
+                .get("v1", "ConfigMap", Some("velero"), "astro-db-endpoint")
+                .unwrap();
+            assert_eq!(cm["data"]["newHost"], NEW_HOST);
+            install::delete_config(&client, "velero").await.unwrap();
+            install::delete_config(&client, "velero").await.unwrap();
+            assert!(
+                cluster
+                    .get("v1", "ConfigMap", Some("velero"), "astro-db-endpoint")
+                    .is_none()
+            );
+        }
+    }
+}
