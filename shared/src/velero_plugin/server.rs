@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use tokio::net::UnixListener;
+use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{OnceCell, watch};
-use tokio_stream::wrappers::UnixListenerStream;
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::actions::{self, ACTIONS, Action, KIND, Outcome};
@@ -304,15 +304,56 @@ fn watch_signals(state: &Arc<State>) {
     }
 }
 
+/// Where the server listens.
+enum Listener {
+    /// A unix socket (removed at exit), what Go plugins use on Linux.
+    Unix(UnixListener, SocketFile),
+    /// 127.0.0.1, when no socket can be made (e.g. a read-only temp dir).
+    Tcp(TcpListener),
+}
+
+/// Binds a unix socket in the temp dir, else a TCP port on 127.0.0.1: a plugin that
+/// fails to start stops the whole Velero server from starting.
+async fn bind() -> Result<(Listener, Handshake), ServerError> {
+    let path = socket_path();
+    match UnixListener::bind(&path) {
+        Ok(listener) => {
+            let address = path.to_string_lossy().into_owned();
+            Ok((
+                Listener::Unix(listener, SocketFile(path)),
+                Handshake {
+                    network: Network::Unix,
+                    address,
+                },
+            ))
+        }
+        Err(unix) => {
+            let listener =
+                TcpListener::bind(("127.0.0.1", 0))
+                    .await
+                    .map_err(|_| ServerError::Bind {
+                        path: path.clone(),
+                        source: unix,
+                    })?;
+            let address = listener
+                .local_addr()
+                .map_err(|source| ServerError::Bind { path, source })?
+                .to_string();
+            Ok((
+                Listener::Tcp(listener),
+                Handshake {
+                    network: Network::Tcp,
+                    address,
+                },
+            ))
+        }
+    }
+}
+
 /// Binds, prints the handshake line, and serves until `Shutdown` (or SIGTERM).
 pub async fn serve(argv0: String) -> Result<(), ServerError> {
-    let path = socket_path();
     // Bound before the line is printed: Velero dials at once, without waiting for ready.
-    let listener = UnixListener::bind(&path).map_err(|source| ServerError::Bind {
-        path: path.clone(),
-        source,
-    })?;
-    let _socket = SocketFile(path.clone());
+    let (listener, handshake) = bind().await?;
     let (stop, _) = watch::channel(false);
     let state = Arc::new(State {
         argv0,
@@ -325,7 +366,7 @@ pub async fn serve(argv0: String) -> Result<(), ServerError> {
     health
         .set_service_status("plugin", tonic_health::ServingStatus::Serving)
         .await;
-    let server = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(
             PluginListerServer::new(svc.clone())
@@ -339,14 +380,22 @@ pub async fn serve(argv0: String) -> Result<(), ServerError> {
         )
         .add_service(GrpcControllerServer::new(svc.clone()))
         .add_service(GrpcStdioServer::new(svc.clone()))
-        .add_service(GrpcBrokerServer::new(svc))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), state.stopped());
-
-    let line = Handshake {
-        network: Network::Unix,
-        address: path.to_string_lossy().into_owned(),
-    }
-    .line();
+        .add_service(GrpcBrokerServer::new(svc));
+    let (server, _socket): (Pin<Box<dyn Future<Output = _> + Send>>, _) = match listener {
+        Listener::Unix(l, file) => (
+            Box::pin(
+                router.serve_with_incoming_shutdown(UnixListenerStream::new(l), state.stopped()),
+            ),
+            Some(file),
+        ),
+        Listener::Tcp(l) => (
+            Box::pin(
+                router.serve_with_incoming_shutdown(TcpListenerStream::new(l), state.stopped()),
+            ),
+            None,
+        ),
+    };
+    let line = handshake.line();
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{line}")

@@ -167,3 +167,17 @@ async fn sigint_is_ignored() {
     p.list_plugins().await.unwrap();
     stop(p).await;
 }
+
+#[tokio::test]
+async fn falls_back_to_tcp_without_a_usable_temp_dir() {
+    let plugin = installed();
+    let p = launch(&plugin, &[("TMPDIR", "/nonexistent/velero-plugin-astro")]).await;
+    assert_eq!(p.handshake.network, Network::Tcp);
+    assert!(
+        p.handshake.address.starts_with("127.0.0.1:"),
+        "{:?}",
+        p.handshake
+    );
+    p.list_plugins().await.unwrap();
+    stop(p).await;
+}
