@@ -430,6 +430,21 @@ pub fn main() -> ExitCode {
         eprintln!("velero-plugin-astro: {e}");
         return ExitCode::FAILURE;
     }
+    // Even a panic is a JSON log line: Velero's parser then shows it as an error instead
+    // of a raw line (and the release profile aborts; Velero restarts the process).
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        log(Level::Error, &format!("panic: {what}"), &[("panicAt", &at)]);
+    }));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
