@@ -21,4 +21,5 @@ pub mod restore;
 pub mod sqlproxy;
 pub mod terminal;
 pub mod velero;
+pub mod velero_plugin;
 pub mod wait;

@@ -10,6 +10,7 @@ mod selector;
 mod server;
 mod store;
 mod table;
+mod velero_plugins;
 mod velero_sim;
 
 use std::collections::VecDeque;
@@ -56,6 +57,9 @@ pub struct Options {
     /// it replaces each name by its address in the env values and args it starts a pod
     /// process with. Everything outside pods (the binaries under test) sees the bare name.
     pub pod_hosts: Vec<(String, String)>,
+    /// Velero's `--plugin-dir`: the simulated Velero runs restored items through the
+    /// RestoreItemActions of the plugin binaries found there (`velero_plugins`).
+    pub velero_plugin_dir: Option<PathBuf>,
 }
 
 /// A fault injected into request handling; see `FakeCluster::inject`.
@@ -330,6 +334,7 @@ impl FakeCluster {
 
         let mut velero = velero_sim::VeleroState::default();
         velero.step = options.velero_step.unwrap_or(Duration::from_millis(100));
+        velero.plugin_dir.clone_from(&options.velero_plugin_dir);
         velero_sim::snapshot_existing(&st, &mut velero);
         let shared = Arc::new(Shared {
             velero: Mutex::new(velero),

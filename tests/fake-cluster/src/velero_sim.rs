@@ -65,6 +65,8 @@ pub(crate) struct VeleroState {
     downloads: HashMap<String, Vec<u8>>,
     download_order: VecDeque<String>,
     pub step: Duration,
+    /// Where plugin binaries are (`Options::velero_plugin_dir`).
+    pub plugin_dir: Option<std::path::PathBuf>,
 }
 
 const DOWNLOAD_CAP: usize = 1000;
@@ -223,6 +225,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             "Restore",
             "DownloadRequest",
             "DeleteBackupRequest",
+            "ServerStatusRequest",
         ]
         .iter()
         .map(|k| st.find_kind("velero.io/v1", k))
@@ -271,6 +274,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                     "Restore" => restore(shared, t, ns, name).await,
                     "DownloadRequest" => download_request(shared, t, ns, name).await,
                     "Schedule" => schedule(shared, t, ns, name).await,
+                    "ServerStatusRequest" => {
+                        crate::velero_plugins::server_status_request(shared, t, ns, name).await;
+                    }
                     _ => delete_backup_request(shared, t, ns, name).await,
                 }
             });
@@ -595,6 +601,13 @@ async fn restore(shared: Arc<Shared>, t: usize, ns: String, name: String) {
             namespace_selected(&spec, ons) && labels_selected(&spec, o)
         })
         .collect();
+    // Velero runs every item through its plugins' RestoreItemActions first.
+    let (plugged, plugin_errors) =
+        crate::velero_plugins::for_restore(&shared, &ns, &name, &selected).await;
+    let selected: Vec<&Value> = match &plugged {
+        Some(items) => items.iter().collect(),
+        None => selected,
+    };
     let total = selected.len() as i64;
     let started = now();
     if !mutate(&shared, t, &ns, &name, |o| {
@@ -703,6 +716,7 @@ async fn restore(shared: Arc<Shared>, t: usize, ns: String, name: String) {
         VeleroOutcome::CompletedWithWarnings(w) => velero_warnings = w.clone(),
         _ => {}
     }
+    velero_errors.extend(plugin_errors);
     let count = |m: &BTreeMap<String, Vec<String>>, extra: &[String]| {
         m.values().map(Vec::len).sum::<usize>() + extra.len()
     };
