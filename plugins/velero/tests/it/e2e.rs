@@ -5,20 +5,10 @@ use serde_json::Value;
 
 use crate::support::installed;
 
-/// The workspace's `kubectl-astro-restore`, when built (`scripts/test` builds the
-/// workspace first); `cargo test -p velero-plugin-astro` alone does not build it.
-fn restore_bin() -> Option<std::path::PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let path = exe.parent()?.parent()?.join("kubectl-astro-restore");
-    path.is_file().then_some(path)
-}
-
 #[test]
 fn restore_release_brings_redis_back_empty() {
-    let Some(bin) = restore_bin() else {
-        eprintln!("kubectl-astro-restore not built (run `cargo build --workspace`); skipped");
-        return;
-    };
+    // The current build's binary (the harness builds the workspace's binaries).
+    let bin = e2e_tests::bin("kubectl-astro-restore");
     let plugin = installed();
     // Without the plugin the same restore brings the Redis PVC back: the test can tell.
     for with_plugin in [false, true] {
