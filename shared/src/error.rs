@@ -83,6 +83,8 @@ module_errors! {
     Backup(crate::backup::BackupError),
     /// Fetching a Velero file (results, logs) through a DownloadRequest.
     Download(crate::velero::download::DownloadError),
+    /// Gathering DR readiness (`kubectl astro status`).
+    Status(crate::status::StatusError),
 }
 
 impl Error {

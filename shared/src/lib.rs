@@ -24,6 +24,7 @@ pub mod platform_restore;
 pub mod release;
 pub mod restore;
 pub mod sqlproxy;
+pub mod status;
 pub mod terminal;
 pub mod velero;
 pub mod wait;

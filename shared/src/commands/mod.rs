@@ -4,3 +4,4 @@
 pub mod backup;
 pub mod dbconn;
 pub mod restore;
+pub mod status;
