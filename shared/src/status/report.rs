@@ -85,6 +85,15 @@ pub fn decide(f: &Facts, t: &Thresholds) -> Report {
     }
     let mut must_cover: Vec<String> = vec![f.platform_namespace.clone()];
     must_cover.extend(f.namespaces.deployments.iter().cloned());
+    // Live Houston deployments in namespaces without the platform labels (pools).
+    if let Ok(rows) = &f.houston {
+        for r in rows.iter().filter(|r| r.deleted_seconds_ago.is_none()) {
+            let ns = f.namespace_of(r);
+            if f.namespaces.existing.contains(&ns) && !must_cover.contains(&ns) {
+                must_cover.push(ns);
+            }
+        }
+    }
     out.extend(checks::check_coverage(&f.schedules, &must_cover));
 
     // Live deployments (Houston rows, else labelled namespaces) and the platform namespace.
