@@ -267,10 +267,14 @@ pub fn schedule_facts(s: &Schedule, newest: Option<Timestamp>) -> ScheduleFacts 
     }
 }
 
+/// A backup's resource list (`"v1/Namespace": ["a"]`).
+type ResourceList = BTreeMap<String, Vec<String>>;
+/// One backup's download, done once and shared by every namespace that asks.
+type ListCell = Arc<OnceCell<Result<Arc<ResourceList>, String>>>;
+
 /// Resource lists, downloaded at most once per backup, `limit` at a time.
 pub struct ResourceLists {
-    cells:
-        Mutex<HashMap<String, Arc<OnceCell<Result<Arc<BTreeMap<String, Vec<String>>>, String>>>>>,
+    cells: Mutex<HashMap<String, ListCell>>,
     permits: Semaphore,
     downloads: AtomicUsize,
 }

@@ -373,9 +373,12 @@ fn soft_deleted_deployment_nearing_the_cleanup_warns() {
     assert!(c["message"].as_str().unwrap().contains("nearing"), "{c}");
 }
 
+/// One parsed sample: metric name, labels, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
 /// A validator of the Prometheus text exposition format (0.0.4): HELP/TYPE comments,
 /// `name{label="value",...} number` samples with escaped label values, TYPE before samples.
-fn parse_prometheus(text: &str) -> Result<Vec<(String, Vec<(String, String)>, f64)>, String> {
+fn parse_prometheus(text: &str) -> Result<Vec<Sample>, String> {
     let mut typed = std::collections::BTreeSet::new();
     let mut samples = Vec::new();
     let name_ok = |n: &str| {
