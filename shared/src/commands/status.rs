@@ -37,7 +37,7 @@ pub enum StatusFormat {
     about = "Could we recover right now? Velero, schedules, per-deployment backups, Redis policy, database, soft-deleted deployments, endpoint durability (read-only)"
 )]
 pub struct Cli {
-    /// Newest holding backup older than this fails (e.g. 26h, 2d).
+    /// Newest holding backup older than this fails (e.g. 26h, 48h).
     #[arg(long, value_name = "DURATION", default_value = "26h")]
     pub max_age: jiff::SignedDuration,
     /// Soft-deleted deployments with fewer days left before the 14-day cleanup warn.

@@ -960,7 +960,7 @@ mod tests {
 
     #[test]
     fn helm_values_naming_another_host() {
-        let release = serde_json::json!({"config": {"data": {"metadataConnection": {"host": "Old.DB", "pass": "secret"},
+        let release = serde_json::json!({"config": {"data": {"metadataConnection": {"host": "Old.DB", "pass": "s3cr3tpw"},
             "url": "postgresql://u:p@old.db:5432/x"}}});
         let hosts = helm_value_hosts(&release);
         assert_eq!(
@@ -975,7 +975,7 @@ mod tests {
         );
         let c = check_helm_values("r", "ns", 3, &hosts, "new.db");
         assert_eq!(c.verdict, Verdict::Warn);
-        assert!(!c.message.contains("secret"));
+        assert!(!c.message.contains("s3cr3tpw"));
         assert_eq!(
             check_helm_values("r", "ns", 3, &hosts, "OLD.db").verdict,
             Verdict::Ok
