@@ -154,7 +154,7 @@ mod tests {
             "-o",
             "prometheus",
             "--max-age",
-            "2d",
+            "48h",
             "--local",
         ])
         .unwrap();
