@@ -280,6 +280,51 @@ pub async fn collect_status(
     }))
 }
 
+/// One Deployment row, live or soft-deleted, as `kubectl astro status` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentRow {
+    /// `releaseName`.
+    pub release: String,
+    /// The namespace column, when the schema has it and it is set.
+    pub namespace: Option<String>,
+    /// Seconds since `deletedAt` by the database's clock; `None` for a live row.
+    pub deleted_seconds_ago: Option<i64>,
+}
+
+impl DeploymentColumns {
+    /// Every Deployment row with its deletion age. No values to bind; identifiers quoted.
+    pub fn rows_sql(&self) -> String {
+        let namespace = if self.namespace {
+            r#"d."namespace""#
+        } else {
+            "NULL::text"
+        };
+        format!(
+            r#"SELECT d."releaseName"::text, {namespace}::text, CASE WHEN d."deletedAt" IS NULL THEN NULL ELSE floor(extract(epoch FROM (now() AT TIME ZONE 'UTC') - d."deletedAt"))::bigint END FROM "houston$default"."Deployment" d ORDER BY d."releaseName""#
+        )
+    }
+}
+
+/// Reads every Deployment row (live and soft-deleted).
+pub async fn collect_rows(
+    client: &impl GenericClient,
+    columns: &DeploymentColumns,
+) -> Result<Vec<DeploymentRow>, HoustonError> {
+    let rows = client
+        .query(&columns.rows_sql(), &[])
+        .await
+        .map_err(HoustonError::query("list the Deployment rows"))?;
+    Ok(rows
+        .iter()
+        .map(|r| DeploymentRow {
+            release: r.get(0),
+            namespace: r.get(1),
+            deleted_seconds_ago: r.get(2),
+        })
+        .collect())
+}
+
 /// What to do about Houston for one release.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "action", rename_all = "camelCase")]

@@ -19,6 +19,7 @@ pub mod platform;
 pub mod release;
 pub mod restore;
 pub mod sqlproxy;
+pub mod status;
 pub mod terminal;
 pub mod velero;
 pub mod velero_plugin;

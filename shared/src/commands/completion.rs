@@ -39,6 +39,7 @@ fn subcommand_definition(name: &str) -> Option<Command> {
         "backup" => Some(crate::commands::backup::Cli::command()),
         "restore" => Some(crate::commands::restore::Cli::command()),
         "dbconn" => Some(crate::commands::dbconn::Cli::command()),
+        "status" => Some(crate::commands::status::Cli::command()),
         _ => None,
     }
 }

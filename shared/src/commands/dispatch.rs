@@ -30,6 +30,11 @@ pub const COMMANDS: &[KnownCommand] = &[
         builtin: false,
     },
     KnownCommand {
+        name: "status",
+        about: "Could we recover right now? DR readiness checks (read-only), text, JSON/YAML or Prometheus",
+        builtin: false,
+    },
+    KnownCommand {
         name: "dbconn",
         about: "Decode the platform database connection; print it safely, run SQL, or open psql",
         builtin: false,

@@ -101,6 +101,8 @@ module_errors! {
     Backup(crate::backup::BackupError),
     /// Fetching a Velero file (results, logs) through a DownloadRequest.
     Download(crate::velero::download::DownloadError),
+    /// Gathering DR readiness (`kubectl astro status`).
+    Status(crate::status::StatusError),
 }
 
 impl Error {
@@ -746,6 +748,28 @@ mod platform {
                 ),
                 PlatformError::Kube(e) => return e.next_step(),
             })
+        }
+    }
+}
+
+mod status {
+    use super::Diagnose;
+    use crate::commands::exit::ExitStatus;
+    use crate::status::StatusError;
+
+    impl Diagnose for StatusError {
+        fn exit_status(&self) -> ExitStatus {
+            match self {
+                StatusError::Kube(e) => e.exit_status(),
+                StatusError::BadInput { .. } => ExitStatus::Usage,
+            }
+        }
+
+        fn next_step(&self) -> Option<String> {
+            match self {
+                StatusError::Kube(e) => e.next_step(),
+                StatusError::BadInput { .. } => Some("see `kubectl astro status --help`".into()),
+            }
         }
     }
 }

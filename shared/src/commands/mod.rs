@@ -9,3 +9,4 @@ pub mod dispatch;
 pub mod error;
 pub mod exit;
 pub mod restore;
+pub mod status;

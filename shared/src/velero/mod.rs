@@ -1,5 +1,5 @@
 //! Typed `velero.io/v1` objects (Backup, Schedule, Restore, BackupStorageLocation,
-//! DeleteBackupRequest, DownloadRequest), generated from Velero's CRDs by `scripts/gen-velero-types`.
+//! DeleteBackupRequest, DownloadRequest, ServerStatusRequest), generated from Velero's CRDs by `scripts/gen-velero-types`.
 //!
 //! The generated files keep every optional field an `Option`, ignore unknown fields, and
 //! give every string enum an `Unknown(String)` fallback, so objects from newer Velero
@@ -92,6 +92,7 @@ pub mod downloadrequest;
 mod phase;
 pub mod restore;
 pub mod schedule;
+pub mod serverstatusrequest;
 
 pub use backup::{Backup, BackupSpec, BackupStatus, BackupStatusPhase};
 pub use backupstoragelocation::{
@@ -106,6 +107,10 @@ pub use downloadrequest::{
 pub use phase::Terminal;
 pub use restore::{Restore, RestoreSpec, RestoreStatus, RestoreStatusPhase};
 pub use schedule::{Schedule, ScheduleSpec, ScheduleStatus, ScheduleStatusPhase};
+pub use serverstatusrequest::{
+    ServerStatusRequest, ServerStatusRequestSpec, ServerStatusRequestStatus,
+    ServerStatusRequestStatusPhase,
+};
 
 #[cfg(test)]
 mod tests {

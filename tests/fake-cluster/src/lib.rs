@@ -335,6 +335,7 @@ impl FakeCluster {
         let mut velero = velero_sim::VeleroState::default();
         velero.step = options.velero_step.unwrap_or(Duration::from_millis(100));
         velero.plugin_dir.clone_from(&options.velero_plugin_dir);
+        velero.plugins = velero_sim::default_plugins();
         velero_sim::snapshot_existing(&st, &mut velero);
         let shared = Arc::new(Shared {
             velero: Mutex::new(velero),
@@ -514,6 +515,21 @@ impl FakeCluster {
     /// location fails a Backup's validation regardless.
     pub fn velero_set_outcome(&self, kind: VeleroKind, outcome: VeleroOutcome) {
         lock(&self.shared.velero).set_outcome(kind, outcome);
+    }
+
+    /// Makes the simulated Velero server stop (true) or resume (false) answering
+    /// ServerStatusRequests, as a server that is not running (or crash-looping) would.
+    pub fn velero_set_server_down(&self, down: bool) {
+        lock(&self.shared.velero).server_down = down;
+    }
+
+    /// The plugins (`kind`, `name`) the simulated Velero server reports as loaded
+    /// (default: the stock ones, see `velero_sim`).
+    pub fn velero_set_plugins(&self, plugins: &[(&str, &str)]) {
+        lock(&self.shared.velero).plugins = plugins
+            .iter()
+            .map(|(k, n)| ((*k).to_owned(), (*n).to_owned()))
+            .collect();
     }
 
     /// The current global resourceVersion.

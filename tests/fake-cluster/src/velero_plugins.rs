@@ -261,7 +261,7 @@ const BUILT_IN: [(&str, &str); 4] = [
 
 /// What the server's registry holds: built-ins, then every binary of the plugins dir
 /// (launched, `ListPlugins`, killed, as at Velero's start-up).
-async fn registered(dir: Option<&Path>) -> Vec<Value> {
+pub(crate) async fn registered(dir: Option<&Path>) -> Vec<Value> {
     let mut out: Vec<Value> = BUILT_IN
         .iter()
         .map(|(kind, name)| serde_json::json!({"kind": kind, "name": name}))
@@ -278,30 +278,6 @@ async fn registered(dir: Option<&Path>) -> Vec<Value> {
         }
     }
     out
-}
-
-/// A ServerStatusRequest: `Processed`, with the server version and the loaded plugins.
-pub(crate) async fn server_status_request(
-    shared: std::sync::Arc<crate::Shared>,
-    t: usize,
-    ns: String,
-    name: String,
-) {
-    let dir = crate::lock(&shared.velero).plugin_dir.clone();
-    let plugins = registered(dir.as_deref()).await;
-    let mut st = crate::lock(&shared.store);
-    let Some(cur) = st.get(t, &ns, &name) else {
-        return;
-    };
-    let mut obj = (*cur).clone();
-    obj["status"] = serde_json::json!({
-        "phase": "Processed",
-        "processedTimestamp": crate::store::now(),
-        "serverVersion": "v1.18.1",
-        "plugins": plugins,
-    });
-    let sub = st.types[t].status_subresource.then_some("status");
-    let _ = st.update(t, &ns, &name, obj, sub, false);
 }
 
 #[cfg(test)]

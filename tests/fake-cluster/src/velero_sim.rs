@@ -1,4 +1,5 @@
-//! A simulated Velero server: Backups, Restores, DownloadRequests and DeleteBackupRequests
+//! A simulated Velero server: Backups, Restores, DownloadRequests, DeleteBackupRequests
+//! and ServerStatusRequests
 //! move through their phases as Velero moves them, with test-chosen outcomes.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -67,6 +68,25 @@ pub(crate) struct VeleroState {
     pub step: Duration,
     /// Where plugin binaries are (`Options::velero_plugin_dir`).
     pub plugin_dir: Option<std::path::PathBuf>,
+    /// Whether ServerStatusRequests are answered (false: a server that does not run).
+    pub server_down: bool,
+    /// Plugins the server reports (`kind`, `name`) in answers to ServerStatusRequests.
+    pub plugins: Vec<(String, String)>,
+}
+
+/// The plugins a stock Velero server with the AWS plugin reports.
+pub(crate) fn default_plugins() -> Vec<(String, String)> {
+    [
+        ("BackupItemAction", "velero.io/pod"),
+        ("BackupItemAction", "velero.io/pv"),
+        ("BackupItemAction", "velero.io/service-account"),
+        ("ObjectStore", "velero.io/aws"),
+        ("RestoreItemAction", "velero.io/pod"),
+        ("VolumeSnapshotter", "velero.io/aws"),
+    ]
+    .iter()
+    .map(|(k, n)| ((*k).to_owned(), (*n).to_owned()))
+    .collect()
 }
 
 const DOWNLOAD_CAP: usize = 1000;
@@ -273,10 +293,8 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                     "Backup" => backup(shared, t, ns, name).await,
                     "Restore" => restore(shared, t, ns, name).await,
                     "DownloadRequest" => download_request(shared, t, ns, name).await,
+                    "ServerStatusRequest" => server_status_request(shared, t, ns, name).await,
                     "Schedule" => schedule(shared, t, ns, name).await,
-                    "ServerStatusRequest" => {
-                        crate::velero_plugins::server_status_request(shared, t, ns, name).await;
-                    }
                     _ => delete_backup_request(shared, t, ns, name).await,
                 }
             });
@@ -824,6 +842,38 @@ async fn download_request(shared: Arc<Shared>, t: usize, ns: String, name: Strin
     mutate(&shared, t, &ns, &name, |o| {
         o["status"] =
             json!({"phase": "Processed", "downloadURL": url, "expiration": timestamp_in(600)});
+    });
+}
+
+/// Answers like Velero's ServerStatusRequest controller: `Processed`, the server version
+/// and its plugins; nothing at all while the server is "down".
+async fn server_status_request(shared: Arc<Shared>, t: usize, ns: String, name: String) {
+    tokio::time::sleep(step(&shared) / 2).await;
+    let (down, mut plugins, dir) = {
+        let v = lock(&shared.velero);
+        let plugins: Vec<Value> = v
+            .plugins
+            .iter()
+            .map(|(kind, name)| json!({"kind": kind, "name": name}))
+            .collect();
+        (v.server_down, plugins, v.plugin_dir.clone())
+    };
+    if down {
+        return;
+    }
+    // What the plugin binaries in `--plugin-dir` register, as Velero lists them.
+    for p in crate::velero_plugins::registered(dir.as_deref()).await {
+        if !plugins.contains(&p) {
+            plugins.push(p);
+        }
+    }
+    mutate(&shared, t, &ns, &name, |o| {
+        o["status"] = json!({
+            "phase": "Processed",
+            "serverVersion": "v1.18.1",
+            "processedTimestamp": now(),
+            "plugins": plugins,
+        });
     });
 }
 

@@ -81,7 +81,8 @@ pub struct HoustonAccessArgs {
 }
 
 impl HoustonAccessArgs {
-    fn access(&self, platform_namespace: &str, platform_release: &str) -> DbAccess {
+    /// Where connections are made from, for this platform.
+    pub fn access(&self, platform_namespace: &str, platform_release: &str) -> DbAccess {
         if self.local {
             return DbAccess::Local;
         }

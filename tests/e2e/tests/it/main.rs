@@ -9,4 +9,5 @@ mod harness;
 mod krew;
 mod restore;
 mod sandbox;
+mod status;
 mod tls;

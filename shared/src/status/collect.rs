@@ -1,0 +1,604 @@
+//! The read-only collect step: everything the checks need, from the API server, Velero
+//! and Houston. It creates only a ServerStatusRequest and DownloadRequests, and deletes
+//! them. Lists are paged; resource lists are downloaded at most once per backup, with
+//! bounded concurrency.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::runtime::wait::await_condition;
+use kube::{Api, Client};
+use serde_json::Value;
+use tokio::sync::{OnceCell, Semaphore};
+
+use super::StatusError;
+use super::checks::{DumpFacts, HoustonSecret, LocationFacts, ScheduleFacts, ServerAnswer};
+use crate::client::KubeError;
+use crate::houston::{self, DeploymentRow, HoustonError};
+use crate::namespaces::{self, PlatformNamespaces};
+use crate::pgtunnel::{self, DbAccess};
+use crate::platform::{self, PlatformRelease};
+use crate::restore::choice::{self, BackupInfo, BackupSource};
+use crate::restore::{collect as restore_collect, download};
+use crate::velero::{
+    BackupStorageLocation, Schedule, ServerStatusRequest, ServerStatusRequestSpec,
+    ServerStatusRequestStatusPhase,
+};
+
+/// Page size for lists.
+const PAGE: u32 = 500;
+
+/// What the collect step is told.
+#[derive(Debug, Clone)]
+pub struct CollectOptions {
+    /// Velero's namespace.
+    pub velero_namespace: String,
+    /// The platform namespace.
+    pub platform_namespace: String,
+    /// The platform release (resolved by the caller).
+    pub platform: PlatformRelease,
+    /// How Houston's database is reached.
+    pub access: DbAccess,
+    /// How long the Velero server gets to answer the ServerStatusRequest.
+    pub server_timeout: Duration,
+    /// Most resource-list downloads (and Helm reads) at a time.
+    pub concurrency: usize,
+    /// Directory of `backup db` dumps, if given.
+    pub dumps: Option<PathBuf>,
+}
+
+/// One deployment's newest Helm release record, reduced to the database hosts it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelmFacts {
+    /// Helm release name.
+    pub release: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Newest revision.
+    pub revision: u32,
+    /// `(value path, host)`.
+    pub hosts: Vec<(String, String)>,
+}
+
+/// Counters for the benchmark and `-o json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CollectStats {
+    /// Backups listed.
+    pub backups: usize,
+    /// Resource lists downloaded (each backup at most once).
+    pub downloads: usize,
+    /// Namespaces whose holding backup was looked for.
+    pub namespaces: usize,
+}
+
+/// Everything the checks look at.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    /// When the facts were read.
+    pub now: Timestamp,
+    /// Velero's namespace.
+    pub velero_namespace: String,
+    /// The platform namespace.
+    pub platform_namespace: String,
+    /// The platform release name.
+    pub platform_release: String,
+    /// The ServerStatusRequest's answer.
+    pub server: ServerAnswer,
+    /// Storage locations.
+    pub locations: Vec<LocationFacts>,
+    /// Schedules.
+    pub schedules: Vec<ScheduleFacts>,
+    /// Whether the Redis volume-policy ConfigMap exists.
+    pub policy_exists: bool,
+    /// Namespaces of the platform in the cluster.
+    pub namespaces: PlatformNamespaces,
+    /// Houston's Deployment rows, or why they could not be read.
+    pub houston: Result<Vec<DeploymentRow>, String>,
+    /// `<release>-houston-backend` name.
+    pub houston_secret_name: String,
+    /// What it holds.
+    pub houston_secret: HoustonSecret,
+    /// The database host the secrets use (Houston's resolved connection).
+    pub secrets_host: Option<String>,
+    /// Newest dump under `--dumps` (`None` when not given).
+    pub dumps: Option<Option<DumpFacts>>,
+    /// Per namespace: the newest usable backup holding it, as `restore` chooses.
+    pub holdings: BTreeMap<String, Result<Option<BackupInfo>, String>>,
+    /// Helm values per deployment.
+    pub helm: Vec<HelmFacts>,
+    /// Counters.
+    pub stats: CollectStats,
+}
+
+impl Facts {
+    /// The namespace of a Houston row: its column, else `<platform ns>-<release>`.
+    pub fn namespace_of(&self, row: &DeploymentRow) -> String {
+        row.namespace
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", self.platform_namespace, row.release))
+    }
+}
+
+/// Progress callback: `(done, total)` namespaces.
+pub type Progress = Arc<dyn Fn(usize, usize) + Send + Sync>;
+
+fn ts(v: &Value, p: &str) -> Option<Timestamp> {
+    v.pointer(p)
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+}
+
+fn text(v: &Value, p: &str) -> String {
+    v.pointer(p)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn strs(v: &Value, p: &str) -> Vec<String> {
+    v.pointer(p)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Asks the Velero server for its status; deletes the request afterwards.
+pub async fn collect_server(
+    client: &Client,
+    velero_namespace: &str,
+    timeout: Duration,
+) -> ServerAnswer {
+    let api: Api<ServerStatusRequest> = Api::namespaced(client.clone(), velero_namespace);
+    let mut request = ServerStatusRequest::new("", velero_namespace, ServerStatusRequestSpec {});
+    request.metadata.name = None;
+    request.metadata.generate_name = Some("kubectl-astro-status-".into());
+    let created = match api.create(&PostParams::default(), &request).await {
+        Ok(c) => c,
+        Err(e) => {
+            return ServerAnswer::Error(
+                KubeError::api(
+                    format!("create a ServerStatusRequest in {velero_namespace}"),
+                    e,
+                )
+                .to_string(),
+            );
+        }
+    };
+    let name = created.metadata.name.clone().unwrap_or_default();
+    let processed = |o: Option<&ServerStatusRequest>| {
+        o.and_then(|o| o.status.as_ref())
+            .and_then(|s| s.phase.as_ref())
+            .is_some_and(|p| *p == ServerStatusRequestStatusPhase::Processed)
+    };
+    let answer =
+        match tokio::time::timeout(timeout, await_condition(api.clone(), &name, processed)).await {
+            Err(_) => ServerAnswer::NoAnswer {
+                waited_secs: timeout.as_secs(),
+            },
+            Ok(Err(e)) => ServerAnswer::Error(format!("watch ServerStatusRequest {name}: {e}")),
+            Ok(Ok(o)) => {
+                let status = o.and_then(|o| o.status).unwrap_or_default();
+                ServerAnswer::Answered {
+                    version: status.server_version.unwrap_or_default(),
+                    plugins: status
+                        .plugins
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|p| (p.kind, p.name))
+                        .collect(),
+                }
+            }
+        };
+    let _ = api.delete(&name, &DeleteParams::default()).await;
+    answer
+}
+
+async fn list_all<K>(api: &Api<K>, what: &str) -> Result<Vec<K>, KubeError>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut params = ListParams::default().limit(PAGE);
+    let mut out = Vec::new();
+    loop {
+        let page = api
+            .list(&params)
+            .await
+            .map_err(|e| KubeError::api(format!("list {what}"), e))?;
+        out.extend(page.items);
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// Storage locations as facts.
+pub fn location_facts(b: &BackupStorageLocation) -> LocationFacts {
+    let v = serde_json::to_value(b).unwrap_or_default();
+    LocationFacts {
+        name: text(&v, "/metadata/name"),
+        default: v.pointer("/spec/default").and_then(Value::as_bool) == Some(true),
+        phase: text(&v, "/status/phase"),
+        access_mode: Some(text(&v, "/spec/accessMode"))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "ReadWrite".into()),
+        last_validation: ts(&v, "/status/lastValidationTime"),
+        message: v
+            .pointer("/status/message")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    }
+}
+
+/// A schedule as facts; `newest` is the start of its newest labelled backup.
+pub fn schedule_facts(s: &Schedule, newest: Option<Timestamp>) -> ScheduleFacts {
+    let v = serde_json::to_value(s).unwrap_or_default();
+    let last = ts(&v, "/status/lastBackup");
+    let policy = (text(&v, "/spec/template/resourcePolicy/kind").eq_ignore_ascii_case("configmap"))
+        .then(|| text(&v, "/spec/template/resourcePolicy/name"));
+    ScheduleFacts {
+        name: text(&v, "/metadata/name"),
+        cron: text(&v, "/spec/schedule"),
+        paused: v.pointer("/spec/paused").and_then(Value::as_bool) == Some(true),
+        phase: text(&v, "/status/phase"),
+        validation_errors: strs(&v, "/status/validationErrors"),
+        last_backup: last.max(newest),
+        created: ts(&v, "/metadata/creationTimestamp"),
+        included: strs(&v, "/spec/template/includedNamespaces"),
+        excluded: strs(&v, "/spec/template/excludedNamespaces"),
+        storage_location: v
+            .pointer("/spec/template/storageLocation")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        resource_policy: policy,
+    }
+}
+
+/// A backup's resource list (`"v1/Namespace": ["a"]`).
+type ResourceList = BTreeMap<String, Vec<String>>;
+/// One backup's download, done once and shared by every namespace that asks.
+type ListCell = Arc<OnceCell<Result<Arc<ResourceList>, String>>>;
+
+/// Resource lists, downloaded at most once per backup, `limit` at a time.
+pub struct ResourceLists {
+    cells: Mutex<HashMap<String, ListCell>>,
+    permits: Semaphore,
+    downloads: AtomicUsize,
+}
+
+impl ResourceLists {
+    /// An empty cache allowing `limit` concurrent downloads.
+    pub fn new(limit: usize) -> Self {
+        ResourceLists {
+            cells: Mutex::new(HashMap::new()),
+            permits: Semaphore::new(limit.max(1)),
+            downloads: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many downloads were made.
+    pub fn downloads(&self) -> usize {
+        self.downloads.load(Ordering::Relaxed)
+    }
+
+    /// The list of `backup`, from the cache or downloaded through `fetch`.
+    pub async fn get<F, Fut>(
+        &self,
+        backup: &str,
+        fetch: F,
+    ) -> Result<BTreeMap<String, Vec<String>>, String>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<BTreeMap<String, Vec<String>>, String>>,
+    {
+        let cell = {
+            let mut cells = self
+                .cells
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            cells.entry(backup.to_owned()).or_default().clone()
+        };
+        let result = cell
+            .get_or_init(|| async {
+                let _permit = self.permits.acquire().await;
+                self.downloads.fetch_add(1, Ordering::Relaxed);
+                fetch().await.map(Arc::new)
+            })
+            .await;
+        result.as_ref().map(|l| (**l).clone()).map_err(Clone::clone)
+    }
+}
+
+/// The newest usable backup holding each namespace, chosen exactly as `restore` chooses
+/// (spec rules out, resource list proves), namespaces `concurrency` at a time.
+pub async fn collect_holdings(
+    client: &Client,
+    velero_namespace: &str,
+    backups: &[BackupInfo],
+    namespaces: &[String],
+    concurrency: usize,
+    progress: Option<Progress>,
+) -> (BTreeMap<String, Result<Option<BackupInfo>, String>>, usize) {
+    let cache = ResourceLists::new(concurrency);
+    let done = AtomicUsize::new(0);
+    let total = namespaces.len();
+    let results: Vec<(String, Result<Option<BackupInfo>, String>)> =
+        futures::stream::iter(namespaces)
+            .map(|ns| {
+                let cache = &cache;
+                let done = &done;
+                let progress = progress.clone();
+                async move {
+                    let candidates =
+                        choice::plan_candidates(backups.to_vec(), &BackupSource::Newest, ns, false);
+                    let chosen = choice::choose(candidates, ns, async |backup: &str| {
+                        cache
+                            .get(backup, || async {
+                                download::backup_resource_list(client, velero_namespace, backup)
+                                    .await
+                                    .map_err(|e| e.to_string())
+                            })
+                            .await
+                    })
+                    .await
+                    .map(|c| c.chosen().map(|c| c.backup.clone()));
+                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    if let Some(p) = &progress {
+                        p(n, total);
+                    }
+                    (ns.clone(), chosen)
+                }
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+    (results.into_iter().collect(), cache.downloads())
+}
+
+/// The newest file in `dir` (a `backup db` dump), if any.
+pub fn collect_dumps(dir: &Path) -> Result<Option<DumpFacts>, StatusError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| StatusError::BadInput {
+        what: format!("--dumps {}", dir.display()),
+        reason: e.to_string(),
+    })?;
+    let mut newest: Option<DumpFacts> = None;
+    for e in entries.flatten() {
+        let Ok(meta) = e.metadata() else { continue };
+        if !meta.is_file() {
+            continue;
+        }
+        let Some(modified) = meta
+            .modified()
+            .ok()
+            .and_then(|m| Timestamp::try_from(m).ok())
+        else {
+            continue;
+        };
+        if newest.as_ref().is_none_or(|n| modified > n.modified) {
+            newest = Some(DumpFacts {
+                name: e.file_name().to_string_lossy().into_owned(),
+                modified,
+                size: meta.len(),
+            });
+        }
+    }
+    Ok(newest)
+}
+
+/// The newest Helm release record of each release in `namespace`.
+async fn collect_helm(client: &Client, namespace: &str) -> Result<Vec<HelmFacts>, KubeError> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let list = api
+        .list(&ListParams::default().labels("owner=helm"))
+        .await
+        .map_err(|e| KubeError::api(format!("list Helm release secrets in {namespace}"), e))?;
+    let mut newest: BTreeMap<String, (u32, &Secret)> = BTreeMap::new();
+    for s in &list.items {
+        let name = s.metadata.name.as_deref().unwrap_or("");
+        if let Some((release, revision)) = crate::endpoint::helm::parse_release_secret_name(name) {
+            let slot = newest.entry(release.to_owned()).or_insert((revision, s));
+            if revision >= slot.0 {
+                *slot = (revision, s);
+            }
+        }
+    }
+    Ok(newest
+        .into_iter()
+        .filter_map(|(release, (revision, s))| {
+            let bytes = s.data.as_ref()?.get("release")?;
+            let record = crate::endpoint::helm::decode_release(&bytes.0)?;
+            Some(HelmFacts {
+                release,
+                namespace: namespace.to_owned(),
+                revision,
+                hosts: super::checks::helm_value_hosts(&record),
+            })
+        })
+        .collect())
+}
+
+/// Reads everything. Parts that cannot be read become `unknown` verdicts later; only
+/// failures of the API server itself end the command.
+pub async fn collect(
+    client: &Client,
+    opts: &CollectOptions,
+    progress: Option<Progress>,
+) -> Result<Facts, StatusError> {
+    let vns = opts.velero_namespace.as_str();
+    let pns = opts.platform_namespace.as_str();
+    let now = Timestamp::now();
+
+    // The server check runs while the lists are read.
+    let server = collect_server(client, vns, opts.server_timeout);
+    let lists = async {
+        let locations = list_all(
+            &Api::<BackupStorageLocation>::namespaced(client.clone(), vns),
+            &format!("backup storage locations in {vns}"),
+        )
+        .await?;
+        let schedules = list_all(
+            &Api::<Schedule>::namespaced(client.clone(), vns),
+            &format!("schedules in {vns}"),
+        )
+        .await?;
+        let backups = restore_collect::collect_backups(client, vns, &BackupSource::Newest).await?;
+        let all_ns = namespaces::collect_namespaces(client).await?;
+        let policy = Api::<ConfigMap>::namespaced(client.clone(), vns)
+            .get_opt(crate::backup::plan::POLICY_CONFIGMAP)
+            .await
+            .map_err(|e| {
+                KubeError::api(
+                    format!(
+                        "get ConfigMap {vns}/{}",
+                        crate::backup::plan::POLICY_CONFIGMAP
+                    ),
+                    e,
+                )
+            })?;
+        Ok::<_, KubeError>((locations, schedules, backups, all_ns, policy.is_some()))
+    };
+    let (server, lists) = tokio::join!(server, lists);
+    let (locations, schedules, backups, all_ns, policy_exists) = lists?;
+
+    let mut newest_by_schedule: BTreeMap<&str, Timestamp> = BTreeMap::new();
+    for b in &backups {
+        if let (Some(s), Some(t)) = (b.schedule.as_deref(), b.started) {
+            let e = newest_by_schedule.entry(s).or_insert(t);
+            *e = (*e).max(t);
+        }
+    }
+    let schedules: Vec<ScheduleFacts> = schedules
+        .iter()
+        .map(|s| {
+            let name = s.metadata.name.as_deref().unwrap_or("");
+            schedule_facts(s, newest_by_schedule.get(name).copied())
+        })
+        .collect();
+    let namespaces = namespaces::plan_platform_namespaces(&all_ns, pns, &opts.platform.name);
+
+    // Houston: the secret, then the rows through the cluster (or --local).
+    let houston_secret_name = opts.platform.houston_secret();
+    let houston_raw = platform::read_secret(client, pns, &houston_secret_name)
+        .await
+        .map_err(|e| StatusError::BadInput {
+            what: format!("secret {pns}/{houston_secret_name}"),
+            reason: e.to_string(),
+        })?;
+    let houston_secret = match houston_raw
+        .as_ref()
+        .map(|s| s.text(platform::CONNECTION_KEY))
+    {
+        None => HoustonSecret::Unusable(format!("secret {pns}/{houston_secret_name} not found")),
+        Some(Err(e)) => HoustonSecret::Unusable(e.to_string()),
+        Some(Ok(t)) if crate::connection::is_placeholder(t.trim()) => HoustonSecret::Placeholder,
+        Some(Ok(t)) => match crate::connection::PgConnection::parse(&t) {
+            Ok(c) => HoustonSecret::Url {
+                host: c.host().to_owned(),
+            },
+            Err(e) => HoustonSecret::Unusable(format!("key connection is not a Postgres URL: {e}")),
+        },
+    };
+    let bootstrap = platform::read_secret(client, pns, platform::BOOTSTRAP_SECRET)
+        .await
+        .ok()
+        .flatten();
+    let resolved = platform::resolve_houston(
+        pns,
+        &opts.platform,
+        houston_raw.as_ref(),
+        bootstrap.as_ref(),
+    );
+    let secrets_host = resolved
+        .as_ref()
+        .ok()
+        .map(|r| r.connection.host().to_owned());
+    let houston = match &resolved {
+        Err(e) => Err(e.to_string()),
+        Ok(r) => pgtunnel::with_connection(client, &opts.access, &r.connection, async |c| {
+            let columns = houston::collect_columns(c).await?;
+            houston::collect_rows(c, &columns).await
+        })
+        .await
+        .map_err(|e: pgtunnel::SessionError<HoustonError>| e.to_string()),
+    };
+
+    // Which namespaces need a holding backup.
+    let mut wanted: BTreeSet<String> = namespaces.deployments.iter().cloned().collect();
+    wanted.insert(pns.to_owned());
+    if let Ok(rows) = &houston {
+        for r in rows {
+            wanted.insert(
+                r.namespace
+                    .clone()
+                    .unwrap_or_else(|| format!("{pns}-{}", r.release)),
+            );
+        }
+    }
+    let wanted: Vec<String> = wanted.into_iter().collect();
+    let (holdings, downloads) = if server.answered() {
+        collect_holdings(client, vns, &backups, &wanted, opts.concurrency, progress).await
+    } else {
+        let why =
+            "the Velero server does not answer, so backup resource lists cannot be read".to_owned();
+        (
+            wanted
+                .iter()
+                .map(|n| (n.clone(), Err(why.clone())))
+                .collect(),
+            0,
+        )
+    };
+
+    let helm: Vec<HelmFacts> = futures::stream::iter(&namespaces.deployments)
+        .map(|ns| collect_helm(client, ns))
+        .buffer_unordered(opts.concurrency.max(1))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<Vec<HelmFacts>>, KubeError>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+
+    let dumps = match &opts.dumps {
+        Some(d) => Some(collect_dumps(d)?),
+        None => None,
+    };
+    let stats = CollectStats {
+        backups: backups.len(),
+        downloads,
+        namespaces: wanted.len(),
+    };
+    Ok(Facts {
+        now,
+        velero_namespace: vns.to_owned(),
+        platform_namespace: pns.to_owned(),
+        platform_release: opts.platform.name.clone(),
+        server,
+        locations: locations.iter().map(location_facts).collect(),
+        schedules,
+        policy_exists,
+        namespaces,
+        houston,
+        houston_secret_name,
+        houston_secret,
+        secrets_host,
+        dumps,
+        holdings,
+        helm,
+        stats,
+    })
+}
