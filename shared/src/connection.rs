@@ -442,17 +442,6 @@ impl PgConnection {
         Ok(conn)
     }
 
-    /// Parses a Celery result-backend URI (`db+postgresql://…`), dropping the `db+` prefix.
-    /// Only for the `*-result-backend` secrets; everything else must be plain `postgres://`.
-    pub fn parse_result_backend(input: &str) -> Result<Self, ConnectionError> {
-        let trimmed = input.trim();
-        let stripped = trimmed
-            .get(..3)
-            .filter(|p| p.eq_ignore_ascii_case("db+"))
-            .map_or(trimmed, |_| &trimmed[3..]);
-        PgConnection::parse(stripped)
-    }
-
     fn apply_query(&mut self, query: &str) -> Result<(), ConnectionError> {
         for item in query.split('&').filter(|s| !s.is_empty()) {
             let Some((raw_name, raw_value)) = item.split_once('=') else {
@@ -556,13 +545,6 @@ impl PgConnection {
         self.password = password;
         self
     }
-    /// The same connection pointed at another endpoint (database, credentials and query kept).
-    pub fn with_host_port(mut self, host: impl Into<String>, port: u16) -> Self {
-        self.host = host.into();
-        self.port = port;
-        self
-    }
-
     /// A URI psql accepts: `postgresql://…`, components re-encoded, no `schema`; a search
     /// path travels as `options=-c search_path=…` so `psql "$URI"` lands in the right schema.
     pub fn to_uri(&self) -> String {
@@ -1048,12 +1030,9 @@ mod tests {
     }
 
     #[test]
-    fn result_backend_prefix_only_where_asked() {
+    fn result_backend_prefix_is_not_a_postgres_uri() {
         let uri = "db+postgresql://u:p@r-pgbouncer:6543/r-result-backend?sslmode=disable";
         assert!(PgConnection::parse(uri).is_err());
-        let c = PgConnection::parse_result_backend(uri).unwrap();
-        assert_eq!(c.database(), Some("r-result-backend"));
-        assert_eq!(c.sslmode(), Some(SslMode::Disable));
     }
 
     #[test]
@@ -1109,12 +1088,11 @@ mod tests {
     fn builders_replace_parts() {
         let c = PgConnection::parse(&houston())
             .unwrap()
-            .with_host_port("::1", 6000)
             .with_database("postgres")
             .with_search_path(None);
         assert_eq!(
             c.to_uri(),
-            "postgresql://astro_admin:Sup3r%21Secret@[::1]:6000/postgres"
+            "postgresql://astro_admin:Sup3r%21Secret@astro-prod.c1x2y3z4.us-east-1.rds.amazonaws.com:5432/postgres"
         );
     }
 

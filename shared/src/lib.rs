@@ -8,6 +8,7 @@ pub mod commands;
 pub mod connection;
 pub mod cron;
 pub mod endpoint;
+pub mod helm;
 pub mod houston;
 pub mod namespaces;
 pub mod output;

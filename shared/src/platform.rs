@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Read;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -383,28 +382,11 @@ pub struct HelmRecord {
     pub chart: Option<String>,
 }
 
-/// Decodes a Helm 3 release payload (the Secret's `release` key, already base64-decoded
-/// once by the API layer: base64 of gzip of JSON) and returns `chart.metadata.name`.
-pub fn helm_chart_name(release_value: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(release_value).ok()?;
-    let gz = BASE64.decode(text.trim()).ok()?;
-    let mut json = Vec::new();
-    if gz.starts_with(&[0x1f, 0x8b]) {
-        flate2::read::GzDecoder::new(&gz[..])
-            .read_to_end(&mut json)
-            .ok()?;
-    } else {
-        json = gz;
-    }
-    let value: serde_json::Value = serde_json::from_slice(&json).ok()?;
-    value["chart"]["metadata"]["name"]
-        .as_str()
-        .map(str::to_owned)
-}
-
 /// Reads the parts of a Helm release secret that detection needs.
 pub fn helm_record(secret: &RawSecret) -> Option<HelmRecord> {
-    let rest = secret.name.strip_prefix("sh.helm.release.v1.")?;
+    let rest = secret
+        .name
+        .strip_prefix(crate::helm::RELEASE_SECRET_PREFIX)?;
     let (name_from_secret, version_from_secret) = rest.rsplit_once(".v")?;
     let release = secret
         .labels
@@ -420,7 +402,8 @@ pub fn helm_record(secret: &RawSecret) -> Option<HelmRecord> {
     let chart = secret
         .bytes("release")
         .ok()
-        .and_then(|b| helm_chart_name(&b));
+        .and_then(|b| crate::helm::decode_release(&b))
+        .and_then(|release| crate::helm::chart_name(&release));
     Some(HelmRecord {
         secret: secret.name.clone(),
         release,

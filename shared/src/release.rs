@@ -74,15 +74,6 @@ impl ReleaseName {
     pub fn airflow_database(&self) -> String {
         format!("{}_airflow", self.underscored())
     }
-
-    /// Whether the name has the generated `adjective-noun-NNNN` shape.
-    pub fn is_generated(&self) -> bool {
-        let parts: Vec<&str> = self.0.split('-').collect();
-        matches!(parts.as_slice(), [a, n, d]
-            if !a.is_empty() && a.bytes().all(|b| b.is_ascii_lowercase())
-            && !n.is_empty() && n.bytes().all(|b| b.is_ascii_lowercase())
-            && d.len() == 4 && d.bytes().all(|b| b.is_ascii_digit()))
-    }
 }
 
 impl FromStr for ReleaseName {
@@ -113,12 +104,6 @@ mod tests {
         for name in ["weightless-meteor-5042", "dt-prod", "a", "x1", "a-b"] {
             assert!(ReleaseName::parse(name).is_ok(), "{name}");
         }
-        assert!(
-            ReleaseName::parse("weightless-meteor-5042")
-                .unwrap()
-                .is_generated()
-        );
-        assert!(!ReleaseName::parse("dt-prod").unwrap().is_generated());
     }
 
     #[test]

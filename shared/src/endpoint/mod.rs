@@ -3,7 +3,6 @@
 
 pub mod apply;
 pub mod diff;
-pub mod helm;
 pub mod originals;
 pub mod plan;
 pub mod target;

@@ -9,13 +9,13 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{PodTemplateSpec, Secret};
 use serde_json::{Value, json};
 
-use super::helm;
 use super::target::{Endpoint, redact_uri, rewrite_uri, uri_endpoint};
+use crate::helm;
 use crate::pgbouncer_ini;
 use crate::sqlproxy::{self, InstanceName, SQLPROXY_DEPLOYMENT, SqlProxyError};
 
 /// Name of the bootstrap secret (fixed, whatever the platform release is called).
-pub const BOOTSTRAP_SECRET: &str = "astronomer-bootstrap";
+pub use crate::platform::BOOTSTRAP_SECRET;
 /// Pod-template annotation `kubectl rollout restart` sets.
 pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 /// Pod-template annotation recording which endpoint a workload was restarted for,
@@ -689,26 +689,14 @@ pub fn helm_findings(collected: &Collected, ctx: &PlanContext) -> Vec<HelmFindin
     {
         return Vec::new();
     }
-    let mut newest: BTreeMap<(&str, &str), (u32, &Secret)> = BTreeMap::new();
-    for secret in &collected.secrets {
-        let (ns, name) = meta_name(&secret.metadata);
-        if let Some((release, revision)) = helm::parse_release_secret_name(name) {
-            let slot = newest.entry((ns, release)).or_insert((revision, secret));
-            if revision >= slot.0 {
-                *slot = (revision, secret);
-            }
-        }
-    }
-    newest
+    helm::newest_records(&collected.secrets)
         .into_iter()
-        .filter_map(|((ns, release), (revision, secret))| {
-            let bytes = secret.data.as_ref()?.get("release")?;
-            let record = helm::decode_release(&bytes.0)?;
-            let paths = helm::values_naming_host(&record, &old.host);
-            (!paths.is_empty()).then(|| HelmFinding {
-                namespace: ns.to_owned(),
-                release: release.to_owned(),
-                revision,
+        .filter_map(|record| {
+            let paths = helm::values_naming_host(&record.value, &old.host);
+            (!paths.is_empty()).then_some(HelmFinding {
+                namespace: record.namespace,
+                release: record.release,
+                revision: record.revision,
                 paths,
             })
         })

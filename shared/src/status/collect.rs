@@ -405,27 +405,13 @@ async fn collect_helm(client: &Client, namespace: &str) -> Result<Vec<HelmFacts>
         .list(&ListParams::default().labels("owner=helm"))
         .await
         .map_err(|e| KubeError::api(format!("list Helm release secrets in {namespace}"), e))?;
-    let mut newest: BTreeMap<String, (u32, &Secret)> = BTreeMap::new();
-    for s in &list.items {
-        let name = s.metadata.name.as_deref().unwrap_or("");
-        if let Some((release, revision)) = crate::endpoint::helm::parse_release_secret_name(name) {
-            let slot = newest.entry(release.to_owned()).or_insert((revision, s));
-            if revision >= slot.0 {
-                *slot = (revision, s);
-            }
-        }
-    }
-    Ok(newest
+    Ok(crate::helm::newest_records(&list.items)
         .into_iter()
-        .filter_map(|(release, (revision, s))| {
-            let bytes = s.data.as_ref()?.get("release")?;
-            let record = crate::endpoint::helm::decode_release(&bytes.0)?;
-            Some(HelmFacts {
-                release,
-                namespace: namespace.to_owned(),
-                revision,
-                hosts: super::checks::helm_value_hosts(&record),
-            })
+        .map(|record| HelmFacts {
+            hosts: super::checks::helm_value_hosts(&record.value),
+            release: record.release,
+            namespace: namespace.to_owned(),
+            revision: record.revision,
         })
         .collect())
 }

@@ -39,12 +39,6 @@ impl Terminal {
             Terminal::FailedValidation => "FailedValidation",
         }
     }
-
-    /// Only `Completed` is a success for our exit codes (SPEC: the Velero CLI exits 0
-    /// on failed waits, ours does not).
-    pub fn is_success(self) -> bool {
-        self == Terminal::Completed
-    }
 }
 
 impl fmt::Display for Terminal {

@@ -121,7 +121,7 @@ fn fix(cluster: &FakeCluster) {
             let outer = base64::engine::general_purpose::STANDARD
                 .decode(s["data"]["release"].as_str().unwrap())
                 .unwrap();
-            let record = astro::endpoint::helm::decode_release(&outer).unwrap();
+            let record = astro::helm::decode_release(&outer).unwrap();
             let fixed: Value = serde_json::from_str(
                 &record
                     .to_string()
@@ -130,7 +130,7 @@ fn fix(cluster: &FakeCluster) {
             .unwrap();
             let mut s = s.clone();
             s["data"] = json!({});
-            s["stringData"] = json!({"release": astro::endpoint::helm::encode_release(&fixed)});
+            s["stringData"] = json!({"release": astro::helm::encode_release(&fixed)});
             cluster.apply(s);
         }
     }

@@ -1,10 +1,14 @@
-//! Reading Helm 3 release records (`sh.helm.release.v1.<release>.v<N>` Secrets) to find
-//! values that still name the old database host, which the next `helm upgrade` would restore.
+//! Helm 3 release records (`sh.helm.release.v1.<release>.v<N>` Secrets): the one decoder
+//! of their payload, the newest record per release, and the values that name a host
+//! (which the next `helm upgrade` would restore after an endpoint move). Used by platform
+//! release detection, the endpoint move and `status`.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use k8s_openapi::api::core::v1::Secret;
 use serde_json::Value;
 
 /// Prefix of Helm 3 release record Secret names.
@@ -36,6 +40,56 @@ pub fn decode_release(bytes: &[u8]) -> Option<Value> {
         return None;
     }
     decode_release(&inner)
+}
+
+/// The newest decodable record of one release.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleaseRecord {
+    /// Namespace of the record Secret.
+    pub namespace: String,
+    /// Release name.
+    pub release: String,
+    /// Its revision.
+    pub revision: u32,
+    /// The decoded release (`config` holds the user-supplied values).
+    pub value: Value,
+}
+
+/// The newest record of each release among `secrets` (per namespace), decoded; records
+/// whose payload does not decode are left out.
+pub fn newest_records<'a>(secrets: impl IntoIterator<Item = &'a Secret>) -> Vec<ReleaseRecord> {
+    let mut newest: BTreeMap<(String, String), (u32, &Secret)> = BTreeMap::new();
+    for secret in secrets {
+        let ns = secret.metadata.namespace.clone().unwrap_or_default();
+        let name = secret.metadata.name.as_deref().unwrap_or_default();
+        if let Some((release, revision)) = parse_release_secret_name(name) {
+            let slot = newest
+                .entry((ns, release.to_owned()))
+                .or_insert((revision, secret));
+            if revision >= slot.0 {
+                *slot = (revision, secret);
+            }
+        }
+    }
+    newest
+        .into_iter()
+        .filter_map(|((namespace, release), (revision, secret))| {
+            let bytes = secret.data.as_ref()?.get("release")?;
+            Some(ReleaseRecord {
+                namespace,
+                release,
+                revision,
+                value: decode_release(&bytes.0)?,
+            })
+        })
+        .collect()
+}
+
+/// `chart.metadata.name` of a decoded release.
+pub fn chart_name(release: &Value) -> Option<String> {
+    release["chart"]["metadata"]["name"]
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// Paths (`data.metadataConnection.host`) of the release's user-supplied values
