@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use crate::velero::Backup;
 
 /// How the user asked for a backup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,42 +39,26 @@ pub struct BackupInfo {
 }
 
 impl BackupInfo {
-    /// Reads the fields from a Backup as JSON (typed or dynamic objects serialize to this).
-    pub fn from_json(v: &Value) -> Option<Self> {
-        let name = v.pointer("/metadata/name")?.as_str()?.to_owned();
-        let strs = |p: &str| -> Vec<String> {
-            v.pointer(p)
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let ts = |p: &str| {
-            v.pointer(p)
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse().ok())
-        };
+    /// Reads the fields from a Backup.
+    pub fn of(b: &Backup) -> Option<Self> {
+        let ts = |t: Option<&str>| t.and_then(|s| s.parse().ok());
+        let status = b.status.as_ref();
         Some(BackupInfo {
-            name,
-            phase: v
-                .pointer("/status/phase")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned(),
-            started: ts("/status/startTimestamp").or_else(|| ts("/metadata/creationTimestamp")),
-            included: strs("/spec/includedNamespaces"),
-            excluded: strs("/spec/excludedNamespaces"),
-            storage_location: v
-                .pointer("/spec/storageLocation")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            schedule: v
-                .pointer("/metadata/labels/velero.io~1schedule-name")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            name: b.metadata.name.clone()?,
+            phase: status
+                .and_then(|s| s.phase.as_ref())
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default(),
+            started: ts(status.and_then(|s| s.start_timestamp.as_deref()))
+                .or_else(|| b.metadata.creation_timestamp.as_ref().map(|t| t.0)),
+            included: b.spec.included_namespaces.clone().unwrap_or_default(),
+            excluded: b.spec.excluded_namespaces.clone().unwrap_or_default(),
+            storage_location: b.spec.storage_location.clone(),
+            schedule: b
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("velero.io/schedule-name").cloned()),
         })
     }
 }
@@ -411,7 +395,7 @@ mod tests {
             "spec": {"includedNamespaces": ["*"], "excludedNamespaces": ["kube-system"], "storageLocation": "default"},
             "status": {"phase": "Completed", "startTimestamp": "2026-09-01T01:00:01Z"}
         });
-        let b = BackupInfo::from_json(&v).unwrap();
+        let b = BackupInfo::of(&serde_json::from_value(v).unwrap()).unwrap();
         assert_eq!(b.schedule.as_deref(), Some("daily"));
         assert_eq!(b.started.unwrap().to_string(), "2026-09-01T01:00:01Z");
         assert_eq!(b.excluded, ["kube-system"]);

@@ -46,16 +46,16 @@ pub async fn collect_backups(
 }
 
 fn info(b: &Backup) -> Option<BackupInfo> {
-    BackupInfo::from_json(&serde_json::to_value(b).ok()?)
+    BackupInfo::of(b)
 }
 
-/// The storage location (as JSON) a backup lives in: `spec.storageLocation`, else the
-/// location marked default. `(name, None)` when it does not exist.
+/// The storage location a backup lives in: `spec.storageLocation`, else the location
+/// marked default. `(name, None)` when it does not exist.
 pub async fn collect_storage_location(
     client: &kube::Client,
     velero_namespace: &str,
     name: Option<&str>,
-) -> Result<(String, Option<serde_json::Value>), KubeError> {
+) -> Result<(String, Option<BackupStorageLocation>), KubeError> {
     let api: Api<BackupStorageLocation> = Api::namespaced(client.clone(), velero_namespace);
     let err = |e| {
         KubeError::api(
@@ -65,26 +65,13 @@ pub async fn collect_storage_location(
     };
     if let Some(name) = name.filter(|n| !n.is_empty()) {
         let bsl = api.get_opt(name).await.map_err(err)?;
-        return Ok((
-            name.to_owned(),
-            bsl.and_then(|b| serde_json::to_value(b).ok()),
-        ));
+        return Ok((name.to_owned(), bsl));
     }
     let all = api.list(&ListParams::default()).await.map_err(err)?;
-    let default = all
-        .items
-        .into_iter()
-        .filter_map(|b| serde_json::to_value(b).ok())
-        .find(|v| {
-            v.pointer("/spec/default")
-                .and_then(serde_json::Value::as_bool)
-                == Some(true)
-        });
+    let default = all.items.into_iter().find(|b| b.spec.default == Some(true));
     let name = default
         .as_ref()
-        .and_then(|v| v.pointer("/metadata/name"))
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or("default")
-        .to_owned();
+        .and_then(|b| b.metadata.name.clone())
+        .unwrap_or_else(|| "default".to_owned());
     Ok((name, default))
 }

@@ -1,12 +1,11 @@
 //! Checks before a restore changes anything: the backup's storage location, and what
 //! the target namespace's state means (Terminating refuses; existing needs consent).
 
-use serde_json::Value;
-
 use crate::restore::RestoreError;
+use crate::velero::BackupStorageLocation;
 
 /// `--existing-resource-policy`, Velero's `spec.existingResourcePolicy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExistingPolicy {
     /// Leave objects that already exist as they are (Velero's default).
@@ -16,6 +15,18 @@ pub enum ExistingPolicy {
 }
 
 impl ExistingPolicy {
+    /// Every policy, as Velero spells them.
+    pub const NAMES: [&'static str; 2] = ["none", "update"];
+
+    /// The policy named `name` (Velero's spelling).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "none" => Some(ExistingPolicy::None),
+            "update" => Some(ExistingPolicy::Update),
+            _ => None,
+        }
+    }
+
     /// The value Velero expects.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -34,12 +45,12 @@ pub struct StorageLocationOk {
     pub note: Option<String>,
 }
 
-/// Checks the backup's BSL (as JSON; `None` when it does not exist): it must be
+/// Checks the backup's BSL (`None` when it does not exist): it must be
 /// `Available`. `ReadOnly` is fine: Velero restores from read-only locations.
 pub fn check_storage_location(
     backup: &str,
     name: &str,
-    bsl: Option<&Value>,
+    bsl: Option<&BackupStorageLocation>,
 ) -> Result<StorageLocationOk, RestoreError> {
     let unavailable =
         |state: &str, message: Option<String>| RestoreError::StorageLocationUnavailable {
@@ -51,15 +62,13 @@ pub fn check_storage_location(
     let Some(bsl) = bsl else {
         return Err(unavailable("missing", None));
     };
-    let phase = bsl
-        .pointer("/status/phase")
-        .and_then(Value::as_str)
+    let status = bsl.status.as_ref();
+    let phase = status
+        .and_then(|s| s.phase.as_ref())
+        .map(|p| p.as_str())
         .unwrap_or("");
     if phase != "Available" {
-        let message = bsl
-            .pointer("/status/message")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        let message = status.and_then(|s| s.message.clone());
         let state = if phase.is_empty() {
             "Unknown (not validated yet)"
         } else {
@@ -67,7 +76,7 @@ pub fn check_storage_location(
         };
         return Err(unavailable(state, message));
     }
-    let read_only = bsl.pointer("/spec/accessMode").and_then(Value::as_str) == Some("ReadOnly");
+    let read_only = bsl.spec.access_mode.as_ref().map(|m| m.as_str()) == Some("ReadOnly");
     Ok(StorageLocationOk {
         name: name.to_owned(),
         note: read_only.then(|| "read-only (fine for restores)".to_owned()),
@@ -122,13 +131,24 @@ mod tests {
     use crate::restore::namespace::NamespaceState;
     use serde_json::json;
 
+    fn bsl(v: serde_json::Value) -> BackupStorageLocation {
+        let mut object = json!({"apiVersion": "velero.io/v1", "kind": "BackupStorageLocation",
+            "metadata": {"name": "default", "namespace": "velero"},
+            "spec": {"provider": "aws", "objectStorage": {"bucket": "b"}}});
+        if let Some(mode) = v["spec"].get("accessMode") {
+            object["spec"]["accessMode"] = mode.clone();
+        }
+        object["status"] = v["status"].clone();
+        serde_json::from_value(object).expect("a valid BackupStorageLocation")
+    }
+
     #[test]
     fn storage_location_states() {
         let ok = json!({"spec": {"accessMode": "ReadOnly"}, "status": {"phase": "Available"}});
-        let r = check_storage_location("b", "default", Some(&ok)).unwrap();
+        let r = check_storage_location("b", "default", Some(&bsl(ok))).unwrap();
         assert!(r.note.unwrap().contains("read-only"));
         let bad = json!({"status": {"phase": "Unavailable", "message": "NoCredentialProviders"}});
-        let e = check_storage_location("b", "default", Some(&bad)).unwrap_err();
+        let e = check_storage_location("b", "default", Some(&bsl(bad))).unwrap_err();
         assert!(
             e.to_string().contains("Unavailable: NoCredentialProviders"),
             "{e}"
@@ -136,7 +156,7 @@ mod tests {
         let e = check_storage_location("b", "gone", None).unwrap_err();
         assert!(e.to_string().contains("missing"));
         let unknown = json!({"status": {}});
-        assert!(check_storage_location("b", "d", Some(&unknown)).is_err());
+        assert!(check_storage_location("b", "d", Some(&bsl(unknown))).is_err());
     }
 
     #[test]

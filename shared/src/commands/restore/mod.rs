@@ -121,7 +121,7 @@ pub struct RestoreArgs {
     #[arg(long, value_name = "SRC:DST")]
     pub namespace_mapping: Option<NamespaceMapping>,
     /// What Velero does with objects that already exist.
-    #[arg(long, value_enum, value_name = "POLICY")]
+    #[arg(long, value_name = "POLICY", value_parser = existing_policy_parser())]
     pub existing_resource_policy: Option<ExistingPolicy>,
     /// If the namespace is Terminating, wait until it is gone instead of refusing.
     #[arg(long)]
@@ -199,6 +199,13 @@ pub async fn run(cli: Cli) -> Result<ExitStatus> {
         Some(Command::Platform(args)) => platform::run(&cli.global, &args).await,
         None => release::run(&cli.global, &cli.restore).await,
     }
+}
+
+/// `--existing-resource-policy none|update` (clap lists the values in `--help`).
+fn existing_policy_parser() -> impl clap::builder::TypedValueParser<Value = ExistingPolicy> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(ExistingPolicy::NAMES)
+        .map(|name| ExistingPolicy::parse(&name).unwrap_or(ExistingPolicy::None))
 }
 
 fn to_std(d: jiff::SignedDuration) -> Duration {
