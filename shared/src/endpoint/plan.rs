@@ -294,107 +294,142 @@ pub fn plan_secret(secret: &Secret, role: Role, ctx: &PlanContext) -> Planned {
         return out;
     };
     let (ns, name) = meta_name(&secret.metadata);
-    let mut edits = Vec::new();
-    match role {
+    let label = format!("{ns}/{name}");
+    let edits = match role {
         Role::Bootstrap | Role::Backend => {
-            let Some(value) = secret_text(secret, "connection") else {
-                out.notes.push(format!(
-                    "secret {ns}/{name} has no `connection` key; left alone"
-                ));
-                return out;
-            };
-            match rewrite_uri(&value, endpoint, ctx.target.userinfo.as_deref()) {
-                Some(new) if new != value => edits.push(Edit {
-                    key: "connection".into(),
-                    old: value,
-                    new,
-                    shape: Shape::Uri,
-                }),
-                Some(_) => {}
-                None => out.notes.push(format!(
-                    "secret {ns}/{name} holds a placeholder, not a URI (normal right after a `helm upgrade`); \
-                     the houston/grafana bootstrapper rewrites it from {BOOTSTRAP_SECRET} when the pod restarts"
-                )),
-            }
+            backend_edits(secret, &label, endpoint, ctx, &mut out.notes)
         }
-        Role::PgbouncerConfig => {
-            let Some(ini) = secret_text(secret, "pgbouncer.ini") else {
-                out.notes.push(format!(
-                    "secret {ns}/{name} has no `pgbouncer.ini` key; left alone"
-                ));
-                return out;
-            };
-            let rewrite =
-                pgbouncer_ini::rewrite_databases_endpoint(&ini, &endpoint.host, endpoint.port);
-            if !rewrite.missing_port.is_empty() && endpoint.port != 5432 {
-                out.notes.push(format!(
-                    "secret {ns}/{name}: entries {} have no `port=` token (pgbouncer then uses 5432) and the new port is {}; \
-                     not patched: add `port={}` to them by hand",
-                    rewrite.missing_port.join(", "),
-                    endpoint.port,
-                    endpoint.port
-                ));
-                return out;
-            }
-            if let Some(old) = &ctx.old {
-                for entry in pgbouncer_ini::database_entries(&ini) {
-                    if let Some(host) = entry.host
-                        && !old.same_host(&host)
-                        && !endpoint.same_host(&host)
-                    {
-                        out.notes.push(format!(
-                            "secret {ns}/{name}: entry {} pointed at {host}, neither the old nor the new host; moved anyway",
-                            entry.name
-                        ));
-                    }
-                }
-            }
-            if rewrite.text != ini {
-                edits.push(Edit {
-                    key: "pgbouncer.ini".into(),
-                    old: ini,
-                    new: rewrite.text,
-                    shape: Shape::PgbouncerIni,
-                });
-            }
-        }
-        Role::DirectUri => {
-            for key in ["connection", "kedaConnection"] {
-                let Some(value) = secret_text(secret, key) else {
-                    continue;
-                };
-                let Some(current) = uri_endpoint(&value) else {
-                    continue;
-                };
-                let points_at_old = ctx
-                    .old
-                    .as_ref()
-                    .is_some_and(|old| old.same_host(&current.host));
-                if !points_at_old || current == *endpoint {
-                    continue;
-                }
-                if let Some(new) = rewrite_uri(&value, endpoint, None)
-                    && new != value
-                {
-                    edits.push(Edit {
-                        key: key.into(),
-                        old: value,
-                        new,
-                        shape: Shape::Uri,
-                    });
-                }
-            }
-            if !edits.is_empty() {
-                out.notes.push(format!(
-                    "secret {ns}/{name} pointed straight at the database ({}); restart the Airflow pods that read it",
-                    edits.iter().map(|e| e.key.as_str()).collect::<Vec<_>>().join(", ")
-                ));
-            }
-        }
-        Role::SqlProxy | Role::Restart => {}
-    }
+        Role::PgbouncerConfig => pgbouncer_edits(secret, &label, endpoint, ctx, &mut out.notes),
+        Role::DirectUri => direct_uri_edits(secret, &label, endpoint, ctx, &mut out.notes),
+        Role::SqlProxy | Role::Restart => Vec::new(),
+    };
     out.change = secret_change(secret, role, edits);
     out
+}
+
+/// `connection` of the bootstrap and `*-backend` secrets (a placeholder is left for the
+/// bootstrapper to rewrite).
+fn backend_edits(
+    secret: &Secret,
+    label: &str,
+    endpoint: &Endpoint,
+    ctx: &PlanContext,
+    notes: &mut Vec<String>,
+) -> Vec<Edit> {
+    let Some(value) = secret_text(secret, "connection") else {
+        notes.push(format!(
+            "secret {label} has no `connection` key; left alone"
+        ));
+        return Vec::new();
+    };
+    match rewrite_uri(&value, endpoint, ctx.target.userinfo.as_deref()) {
+        Some(new) if new != value => vec![Edit {
+            key: "connection".into(),
+            old: value,
+            new,
+            shape: Shape::Uri,
+        }],
+        Some(_) => Vec::new(),
+        None => {
+            notes.push(format!(
+                "secret {label} holds a placeholder, not a URI (normal right after a `helm upgrade`); \
+                 the houston/grafana bootstrapper rewrites it from {BOOTSTRAP_SECRET} when the pod restarts"
+            ));
+            Vec::new()
+        }
+    }
+}
+
+/// The `host=`/`port=` tokens of `pgbouncer.ini` (every other byte kept).
+fn pgbouncer_edits(
+    secret: &Secret,
+    label: &str,
+    endpoint: &Endpoint,
+    ctx: &PlanContext,
+    notes: &mut Vec<String>,
+) -> Vec<Edit> {
+    let Some(ini) = secret_text(secret, "pgbouncer.ini") else {
+        notes.push(format!(
+            "secret {label} has no `pgbouncer.ini` key; left alone"
+        ));
+        return Vec::new();
+    };
+    let rewrite = pgbouncer_ini::rewrite_databases_endpoint(&ini, &endpoint.host, endpoint.port);
+    if !rewrite.missing_port.is_empty() && endpoint.port != 5432 {
+        notes.push(format!(
+            "secret {label}: entries {} have no `port=` token (pgbouncer then uses 5432) and the new port is {}; \
+             not patched: add `port={}` to them by hand",
+            rewrite.missing_port.join(", "),
+            endpoint.port,
+            endpoint.port
+        ));
+        return Vec::new();
+    }
+    if let Some(old) = &ctx.old {
+        for entry in pgbouncer_ini::database_entries(&ini) {
+            if let Some(host) = entry.host
+                && !old.same_host(&host)
+                && !endpoint.same_host(&host)
+            {
+                notes.push(format!(
+                    "secret {label}: entry {} pointed at {host}, neither the old nor the new host; moved anyway",
+                    entry.name
+                ));
+            }
+        }
+    }
+    if rewrite.text == ini {
+        return Vec::new();
+    }
+    vec![Edit {
+        key: "pgbouncer.ini".into(),
+        old: ini,
+        new: rewrite.text,
+        shape: Shape::PgbouncerIni,
+    }]
+}
+
+/// `connection` / `kedaConnection` keys that point straight at the old host.
+fn direct_uri_edits(
+    secret: &Secret,
+    label: &str,
+    endpoint: &Endpoint,
+    ctx: &PlanContext,
+    notes: &mut Vec<String>,
+) -> Vec<Edit> {
+    let mut edits = Vec::new();
+    for key in ["connection", "kedaConnection"] {
+        let Some(value) = secret_text(secret, key) else {
+            continue;
+        };
+        let Some(current) = uri_endpoint(&value) else {
+            continue;
+        };
+        let points_at_old = ctx
+            .old
+            .as_ref()
+            .is_some_and(|old| old.same_host(&current.host));
+        if !points_at_old || current == *endpoint {
+            continue;
+        }
+        if let Some(new) = rewrite_uri(&value, endpoint, None)
+            && new != value
+        {
+            edits.push(Edit {
+                key: key.into(),
+                old: value,
+                new,
+                shape: Shape::Uri,
+            });
+        }
+    }
+    if !edits.is_empty() {
+        notes.push(format!(
+            "secret {label} pointed straight at the database ({}); restart the Airflow pods that read it",
+            edits.iter().map(|e| e.key.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    edits
 }
 
 /// Plans the Cloud SQL proxy Deployment rewrite.
@@ -503,32 +538,94 @@ fn take(planned: Planned, group: &mut Group, notes: &mut Vec<String>) {
     group.changes.extend(planned.change);
 }
 
-/// Plans the whole move from the collected objects.
+/// The collected objects by `(namespace, name)`.
+struct Index<'a> {
+    secrets: BTreeMap<(&'a str, &'a str), &'a Secret>,
+    deployments: BTreeMap<(&'a str, &'a str), &'a Deployment>,
+    collected: &'a Collected,
+}
+
+impl<'a> Index<'a> {
+    fn new(collected: &'a Collected) -> Self {
+        Index {
+            secrets: collected
+                .secrets
+                .iter()
+                .map(|s| (meta_name(&s.metadata), s))
+                .collect(),
+            deployments: collected
+                .deployments
+                .iter()
+                .map(|d| (meta_name(&d.metadata), d))
+                .collect(),
+            collected,
+        }
+    }
+
+    /// The restart of a Deployment or StatefulSet `ns/name`, if it exists.
+    fn restart(
+        &self,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        ctx: &PlanContext,
+    ) -> Option<Option<Change>> {
+        let template = |spec: Option<PodTemplateSpec>| spec.unwrap_or_default();
+        match kind {
+            Kind::Deployment => self.deployments.get(&(ns, name)).map(|d| {
+                let spec = d.spec.as_ref().map(|s| s.template.clone());
+                plan_restart(kind, &d.metadata, &template(spec), ctx)
+            }),
+            _ => self
+                .collected
+                .statefulsets
+                .iter()
+                .find(|s| meta_name(&s.metadata) == (ns, name))
+                .map(|s| {
+                    let spec = s.spec.as_ref().map(|s| s.template.clone());
+                    plan_restart(kind, &s.metadata, &template(spec), ctx)
+                }),
+        }
+    }
+}
+
+/// Plans the whole move from the collected objects: the platform namespace first, then
+/// every deployment namespace (found by its content: pool namespaces have no labels),
+/// secret patches before the restarts that read them.
 pub fn plan_move(collected: &Collected, ctx: &PlanContext) -> Result<Plan, PlanError> {
-    let pns = ctx.platform_namespace.as_str();
+    let index = Index::new(collected);
     let mut plan = Plan::default();
-    let secrets: BTreeMap<(&str, &str), &Secret> = collected
-        .secrets
-        .iter()
-        .map(|s| (meta_name(&s.metadata), s))
-        .collect();
-    let deployments: BTreeMap<(&str, &str), &Deployment> = collected
-        .deployments
-        .iter()
-        .map(|d| (meta_name(&d.metadata), d))
-        .collect();
+    let platform = plan_platform(&index, ctx, &mut plan.notes)?;
+    plan.groups.push(platform);
+    if ctx.target.endpoint.is_some() {
+        let per_ns = plan_deployment_namespaces(&index, ctx, &mut plan.notes);
+        merge_namespace_groups(&mut plan, per_ns, &ctx.platform_namespace);
+    }
+    if plan.groups[0].changes.is_empty() && plan.groups.len() > 1 {
+        plan.groups.remove(0);
+    }
+    plan.helm = helm_findings(collected, ctx);
+    Ok(plan)
+}
+
+/// The platform namespace: bootstrap and backend secrets, the Cloud SQL proxy, and the
+/// restarts of the platform's readers.
+fn plan_platform(
+    index: &Index,
+    ctx: &PlanContext,
+    notes: &mut Vec<String>,
+) -> Result<Group, PlanError> {
+    let pns = ctx.platform_namespace.as_str();
     let mut platform = Group {
         namespace: pns.to_owned(),
         changes: Vec::new(),
     };
-
     if ctx.target.endpoint.is_some() {
-        let bootstrap =
-            secrets
-                .get(&(pns, BOOTSTRAP_SECRET))
-                .ok_or_else(|| PlanError::BootstrapMissing {
-                    namespace: pns.into(),
-                })?;
+        let bootstrap = index.secrets.get(&(pns, BOOTSTRAP_SECRET)).ok_or_else(|| {
+            PlanError::BootstrapMissing {
+                namespace: pns.into(),
+            }
+        })?;
         if secret_text(bootstrap, "connection")
             .and_then(|v| uri_endpoint(&v))
             .is_none()
@@ -540,24 +637,19 @@ pub fn plan_move(collected: &Collected, ctx: &PlanContext) -> Result<Plan, PlanE
         take(
             plan_secret(bootstrap, Role::Bootstrap, ctx),
             &mut platform,
-            &mut plan.notes,
+            notes,
         );
         for suffix in ["houston-backend", "grafana-backend"] {
             let name = format!("{}-{suffix}", ctx.platform_release);
-            match secrets.get(&(pns, name.as_str())) {
-                Some(s) => take(
-                    plan_secret(s, Role::Backend, ctx),
-                    &mut platform,
-                    &mut plan.notes,
-                ),
-                None => plan
-                    .notes
-                    .push(format!("secret {pns}/{name} not found; skipped")),
+            match index.secrets.get(&(pns, name.as_str())) {
+                Some(s) => take(plan_secret(s, Role::Backend, ctx), &mut platform, notes),
+                None => notes.push(format!("secret {pns}/{name} not found; skipped")),
             }
         }
     }
     if ctx.target.sqlproxy.is_some() {
-        let proxy = deployments
+        let proxy = index
+            .deployments
             .get(&(pns, SQLPROXY_DEPLOYMENT))
             .ok_or_else(|| PlanError::SqlProxyMissing {
                 namespace: pns.into(),
@@ -568,83 +660,50 @@ pub fn plan_move(collected: &Collected, ctx: &PlanContext) -> Result<Plan, PlanE
     }
     if ctx.target.endpoint.is_some() {
         for (kind, name) in platform_readers(&ctx.platform_release) {
-            let planned = match kind {
-                Kind::Deployment => deployments.get(&(pns, name.as_str())).map(|d| {
-                    plan_restart(
-                        kind,
-                        &d.metadata,
-                        &d.spec
-                            .as_ref()
-                            .map(|s| s.template.clone())
-                            .unwrap_or_default(),
-                        ctx,
-                    )
-                }),
-                _ => collected
-                    .statefulsets
-                    .iter()
-                    .find(|s| meta_name(&s.metadata) == (pns, name.as_str()))
-                    .map(|s| {
-                        plan_restart(
-                            kind,
-                            &s.metadata,
-                            &s.spec
-                                .as_ref()
-                                .map(|s| s.template.clone())
-                                .unwrap_or_default(),
-                            ctx,
-                        )
-                    }),
-            };
-            match planned {
+            match index.restart(kind, pns, &name, ctx) {
                 Some(change) => platform.changes.extend(change),
-                None => plan
-                    .notes
-                    .push(format!("{kind:?} {pns}/{name} not found; not restarted")),
+                None => notes.push(format!("{kind:?} {pns}/{name} not found; not restarted")),
             }
         }
     }
-    plan.groups.push(platform);
+    Ok(platform)
+}
 
-    // Deployment namespaces: found by their content (pool namespaces have no labels).
+/// Each namespace's `*-pgbouncer-config` (and its pgbouncer restart) and direct URIs.
+fn plan_deployment_namespaces<'a>(
+    index: &Index<'a>,
+    ctx: &PlanContext,
+    notes: &mut Vec<String>,
+) -> BTreeMap<&'a str, Group> {
     let mut per_ns: BTreeMap<&str, Group> = BTreeMap::new();
-    if ctx.target.endpoint.is_some() {
-        for (&(ns, name), secret) in &secrets {
-            let group = per_ns.entry(ns).or_insert_with(|| Group {
-                namespace: ns.to_owned(),
-                changes: Vec::new(),
-            });
-            if let Some(release) = name.strip_suffix("-pgbouncer-config") {
-                take(
-                    plan_secret(secret, Role::PgbouncerConfig, ctx),
-                    group,
-                    &mut plan.notes,
-                );
-                let pgbouncer = format!("{release}-pgbouncer");
-                match deployments.get(&(ns, pgbouncer.as_str())) {
-                    Some(d) => group.changes.extend(plan_restart(
-                        Kind::Deployment,
-                        &d.metadata,
-                        &d.spec
-                            .as_ref()
-                            .map(|s| s.template.clone())
-                            .unwrap_or_default(),
-                        ctx,
-                    )),
-                    None => plan.notes.push(format!(
-                        "Deployment {ns}/{pgbouncer} not found; not restarted"
-                    )),
-                }
-            } else if DIRECT_SUFFIXES.iter().any(|s| name.ends_with(s)) {
-                take(
-                    plan_secret(secret, Role::DirectUri, ctx),
-                    group,
-                    &mut plan.notes,
-                );
+    for (&(ns, name), secret) in &index.secrets {
+        let group = per_ns.entry(ns).or_insert_with(|| Group {
+            namespace: ns.to_owned(),
+            changes: Vec::new(),
+        });
+        if let Some(release) = name.strip_suffix("-pgbouncer-config") {
+            take(
+                plan_secret(secret, Role::PgbouncerConfig, ctx),
+                group,
+                notes,
+            );
+            let pgbouncer = format!("{release}-pgbouncer");
+            match index.restart(Kind::Deployment, ns, &pgbouncer, ctx) {
+                Some(change) => group.changes.extend(change),
+                None => notes.push(format!(
+                    "Deployment {ns}/{pgbouncer} not found; not restarted"
+                )),
             }
+        } else if DIRECT_SUFFIXES.iter().any(|s| name.ends_with(s)) {
+            take(plan_secret(secret, Role::DirectUri, ctx), group, notes);
         }
     }
-    // Restarts after the secret patches within each namespace.
+    per_ns
+}
+
+/// Adds the namespace groups to the plan, restarts after the secret patches within each;
+/// the platform namespace's own deployment-style secrets join its group before its restarts.
+fn merge_namespace_groups(plan: &mut Plan, per_ns: BTreeMap<&str, Group>, pns: &str) {
     for group in per_ns.into_values() {
         if group.changes.is_empty() {
             continue;
@@ -669,11 +728,6 @@ pub fn plan_move(collected: &Collected, ctx: &PlanContext) -> Result<Plan, PlanE
             });
         }
     }
-    if plan.groups[0].changes.is_empty() && plan.groups.len() > 1 {
-        plan.groups.remove(0);
-    }
-    plan.helm = helm_findings(collected, ctx);
-    Ok(plan)
 }
 
 /// Deployments whose newest Helm release record still names the old host in its values.
