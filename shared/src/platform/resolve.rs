@@ -191,7 +191,6 @@ pub fn resolve_release(
     release: &ReleaseName,
     secrets: &ReleaseSecrets,
 ) -> Result<Resolved, PlatformError> {
-    let metadata_names = format!("{release}-airflow-metadata or {release}-metadata");
     let metadata = secrets
         .metadata
         .as_ref()
@@ -200,64 +199,89 @@ pub fn resolve_release(
     let via_pgbouncer = metadata
         .as_ref()
         .is_some_and(|(_, c)| c.host().contains("pgbouncer") || c.port() == 6543);
-
     if let Some((secret, conn)) = &metadata
         && !via_pgbouncer
     {
-        return Ok(Resolved {
-            connection: conn.clone(),
-            sources: vec![SecretSource {
-                namespace: namespace.to_owned(),
-                name: secret.name.clone(),
-                key: CONNECTION_KEY.into(),
-            }],
-            notes: vec![format!(
-                "{} points straight at the database server (no pgbouncer)",
-                secret.name
-            )],
-        });
+        let note = format!(
+            "{} points straight at the database server (no pgbouncer)",
+            secret.name
+        );
+        return Ok(from_key(
+            namespace,
+            secret,
+            CONNECTION_KEY,
+            conn.clone(),
+            note,
+        ));
     }
+    match &secrets.pgbouncer_config {
+        Some(config) => behind_pgbouncer(namespace, release, config, metadata.as_ref()),
+        None => without_pgbouncer_config(namespace, release, metadata),
+    }
+}
 
-    let Some(config) = &secrets.pgbouncer_config else {
-        // KEDA's direct URL (1.x chart, KEDA not via pgbouncer) bypasses pgbouncer too.
-        if let Some((secret, _)) = &metadata
-            && secret.data.contains_key("kedaConnection")
-        {
-            let connection = secret.connection("kedaConnection")?;
-            return Ok(Resolved {
-                connection,
-                sources: vec![SecretSource {
-                    namespace: namespace.to_owned(),
-                    name: secret.name.clone(),
-                    key: "kedaConnection".into(),
-                }],
-                notes: vec![format!(
-                    "{} key connection points at pgbouncer (in-cluster only) and {release}-pgbouncer-config was not found; using its direct kedaConnection",
-                    secret.name
-                )],
-            });
-        }
-        return match metadata {
-            // Pgbouncer host but no config to bypass it: the in-cluster URI is all we have.
-            Some((secret, conn)) => Ok(Resolved {
-                connection: conn,
-                sources: vec![SecretSource {
-                    namespace: namespace.to_owned(),
-                    name: secret.name.clone(),
-                    key: CONNECTION_KEY.into(),
-                }],
-                notes: vec![format!(
-                    "{} points at pgbouncer and {release}-pgbouncer-config was not found: this endpoint is reachable only from inside the cluster",
-                    secret.name
-                )],
-            }),
-            None => Err(PlatformError::SecretMissing {
-                namespace: namespace.to_owned(),
-                name: metadata_names,
-            }),
-        };
+/// A connection read from one key of one secret.
+fn from_key(
+    namespace: &str,
+    secret: &RawSecret,
+    key: &str,
+    connection: PgConnection,
+    note: String,
+) -> Resolved {
+    Resolved {
+        connection,
+        sources: vec![SecretSource {
+            namespace: namespace.to_owned(),
+            name: secret.name.clone(),
+            key: key.into(),
+        }],
+        notes: vec![note],
+    }
+}
+
+/// The metadata URI points at pgbouncer and there is no `<R>-pgbouncer-config` to see
+/// behind it: KEDA's direct URL when there is one, else the in-cluster URI.
+fn without_pgbouncer_config(
+    namespace: &str,
+    release: &ReleaseName,
+    metadata: Option<(&RawSecret, PgConnection)>,
+) -> Result<Resolved, PlatformError> {
+    let Some((secret, conn)) = metadata else {
+        return Err(PlatformError::SecretMissing {
+            namespace: namespace.to_owned(),
+            name: format!("{release}-airflow-metadata or {release}-metadata"),
+        });
     };
+    // KEDA's direct URL (1.x chart, KEDA not via pgbouncer) bypasses pgbouncer too.
+    if secret.data.contains_key("kedaConnection") {
+        let connection = secret.connection("kedaConnection")?;
+        let note = format!(
+            "{} key connection points at pgbouncer (in-cluster only) and {release}-pgbouncer-config was not found; using its direct kedaConnection",
+            secret.name
+        );
+        return Ok(from_key(
+            namespace,
+            secret,
+            "kedaConnection",
+            connection,
+            note,
+        ));
+    }
+    let note = format!(
+        "{} points at pgbouncer and {release}-pgbouncer-config was not found: this endpoint is reachable only from inside the cluster",
+        secret.name
+    );
+    Ok(from_key(namespace, secret, CONNECTION_KEY, conn, note))
+}
 
+/// The database server behind pgbouncer: `[databases]` of `pgbouncer.ini` (the entry of
+/// `<R>-metadata`, else the first) and the user and password from `users.txt`.
+fn behind_pgbouncer(
+    namespace: &str,
+    release: &ReleaseName,
+    config: &RawSecret,
+    metadata: Option<&(&RawSecret, PgConnection)>,
+) -> Result<Resolved, PlatformError> {
     let bad = |reason: String| PlatformError::BadPgbouncerConfig {
         namespace: namespace.to_owned(),
         name: config.name.clone(),
@@ -281,7 +305,6 @@ pub fn resolve_release(
         .unwrap_or_else(|| release.airflow_database());
     let users = parse_users_txt(&config.text("users.txt")?);
     let user = metadata
-        .as_ref()
         .and_then(|(_, c)| c.user().map(str::to_owned))
         .or_else(|| users.first().map(|(u, _)| u.clone()))
         .ok_or_else(|| bad("users.txt names no user".into()))?;
@@ -289,38 +312,29 @@ pub fn resolve_release(
         .iter()
         .find(|(u, _)| *u == user)
         .map(|(_, p)| p.clone())
-        .or_else(|| {
-            metadata
-                .as_ref()
-                .and_then(|(_, c)| c.password().map(str::to_owned))
-        });
+        .or_else(|| metadata.and_then(|(_, c)| c.password().map(str::to_owned)));
     let connection = PgConnection::new(host, entry.port.unwrap_or(5432))
         .with_credentials(user, password)
         .with_database(dbname)
         .with_sslmode(pgbouncer_server_sslmode(&ini));
-    let mut sources = vec![SecretSource {
+    let source = |key: &str| SecretSource {
         namespace: namespace.to_owned(),
         name: config.name.clone(),
-        key: "pgbouncer.ini".into(),
-    }];
-    sources.push(SecretSource {
-        namespace: namespace.to_owned(),
-        name: config.name.clone(),
-        key: "users.txt".into(),
-    });
-    let note = match &metadata {
+        key: key.into(),
+    };
+    let note = match metadata {
         Some((secret, _)) => format!(
             "{} points at pgbouncer (in-cluster only); using the database server behind it from {} [databases] {}",
             secret.name, config.name, entry.alias
         ),
         None => format!(
-            "{metadata_names} not found; using the database server from {} [databases] {}",
+            "{release}-airflow-metadata or {release}-metadata not found; using the database server from {} [databases] {}",
             config.name, entry.alias
         ),
     };
     Ok(Resolved {
         connection,
-        sources,
+        sources: vec![source("pgbouncer.ini"), source("users.txt")],
         notes: vec![note],
     })
 }
