@@ -221,10 +221,14 @@ where
     futures::pin_mut!(stream);
     futures::pin_mut!(cancel);
 
-    let mut reporter = Reporter::new::<K>(name, opts);
-    let mut last: Option<K> = None;
-    let mut seen_in_listing = false;
-    let mut errors = 0u32;
+    let mut state = WaitState {
+        name,
+        namespace,
+        reporter: Reporter::new::<K>(name, opts),
+        last: None,
+        seen_in_listing: false,
+        errors: 0,
+    };
     let deadline = opts.timeout.map(|t| Instant::now() + t);
     let timeout = async {
         match deadline {
@@ -237,84 +241,108 @@ where
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
 
-    let gone = || WaitError::Gone {
-        noun: K::NOUN,
-        namespace: namespace.clone(),
-        name: name.to_owned(),
-    };
-
     loop {
         tokio::select! {
             biased;
-            () = &mut cancel => {
-                reporter.stop(&format!(
-                    "stopped waiting; {} {name} keeps running on the server",
-                    K::NOUN
-                ));
-                return Ok(WaitOutcome::Interrupted { last });
-            }
-            () = &mut timeout => {
-                reporter.stop(&format!(
-                    "gave up waiting; {} {name} keeps running on the server",
-                    K::NOUN
-                ));
-                return Ok(WaitOutcome::TimedOut { last });
-            }
-            _ = ticker.tick() => reporter.tick(last.as_ref()),
+            () = &mut cancel => return Ok(state.stopped("stopped waiting", false)),
+            () = &mut timeout => return Ok(state.stopped("gave up waiting", true)),
+            _ = ticker.tick() => state.reporter.tick(state.last.as_ref()),
             event = stream.next() => {
                 let Some(event) = event else {
                     // The watcher stream is infinite; an end means the runtime is shutting down.
-                    return Ok(WaitOutcome::Interrupted { last });
+                    return Ok(WaitOutcome::Interrupted { last: state.last });
                 };
-                match event {
-                    Ok(event) => {
-                        errors = 0;
-                        let object = match event {
-                            Event::Init => {
-                                seen_in_listing = false;
-                                continue;
-                            }
-                            Event::InitDone => {
-                                if !seen_in_listing {
-                                    reporter.stop("");
-                                    return Err(gone());
-                                }
-                                continue;
-                            }
-                            Event::Delete(_) => {
-                                reporter.stop("");
-                                return Err(gone());
-                            }
-                            Event::Apply(o) | Event::InitApply(o) => o,
-                        };
-                        // The field selector already filters; this guards a lax server.
-                        if object.meta().name.as_deref() != Some(name) {
-                            continue;
-                        }
-                        seen_in_listing = true;
-                        reporter.update(&object);
-                        if let Some(phase) = classify(object.phase()) {
-                            reporter.finish(phase);
-                            return Ok(WaitOutcome::Finished { phase, object });
-                        }
-                        last = Some(object);
-                    }
-                    Err(e) => {
-                        errors += 1;
-                        if is_fatal(&e) || errors >= MAX_CONSECUTIVE_ERRORS {
-                            reporter.stop("");
-                            return Err(WaitError::Watch {
-                                noun: K::NOUN,
-                                namespace,
-                                name: name.to_owned(),
-                                source: Box::new(e),
-                            });
-                        }
-                        reporter.note(&format!("watch interrupted ({e}); reconnecting"));
-                    }
+                if let Some(done) = state.on_event(event) {
+                    return done;
                 }
             }
         }
+    }
+}
+
+/// The wait so far: what was seen, and how the watch has been doing.
+struct WaitState<'a, K> {
+    name: &'a str,
+    namespace: String,
+    reporter: Reporter,
+    last: Option<K>,
+    seen_in_listing: bool,
+    errors: u32,
+}
+
+impl<K: Waitable> WaitState<'_, K> {
+    /// Ctrl-C or the timeout: the object keeps running on the server.
+    fn stopped(mut self, what: &str, timed_out: bool) -> WaitOutcome<K> {
+        self.reporter.stop(&format!(
+            "{what}; {} {} keeps running on the server",
+            K::NOUN,
+            self.name
+        ));
+        if timed_out {
+            WaitOutcome::TimedOut { last: self.last }
+        } else {
+            WaitOutcome::Interrupted { last: self.last }
+        }
+    }
+
+    fn gone(&mut self) -> Result<WaitOutcome<K>, WaitError> {
+        self.reporter.stop("");
+        Err(WaitError::Gone {
+            noun: K::NOUN,
+            namespace: self.namespace.clone(),
+            name: self.name.to_owned(),
+        })
+    }
+
+    /// One watch event: `Some` when the wait is over.
+    fn on_event(
+        &mut self,
+        event: Result<Event<K>, watcher::Error>,
+    ) -> Option<Result<WaitOutcome<K>, WaitError>> {
+        let event = match event {
+            Ok(event) => event,
+            Err(e) => return self.on_error(e),
+        };
+        self.errors = 0;
+        let object = match event {
+            Event::Init => {
+                self.seen_in_listing = false;
+                return None;
+            }
+            Event::InitDone if !self.seen_in_listing => return Some(self.gone()),
+            Event::InitDone => return None,
+            Event::Delete(_) => return Some(self.gone()),
+            Event::Apply(o) | Event::InitApply(o) => o,
+        };
+        // The field selector already filters; this guards a lax server.
+        if object.meta().name.as_deref() != Some(self.name) {
+            return None;
+        }
+        self.seen_in_listing = true;
+        self.reporter.update(&object);
+        if let Some(phase) = classify(object.phase()) {
+            self.reporter.finish(phase);
+            return Some(Ok(WaitOutcome::Finished { phase, object }));
+        }
+        self.last = Some(object);
+        None
+    }
+
+    /// A watch error: retried (the watcher reconnects) until fatal or too many in a row.
+    fn on_error(&mut self, e: watcher::Error) -> Option<Result<WaitOutcome<K>, WaitError>> {
+        self.errors += 1;
+        if is_fatal(&e) || self.errors >= MAX_CONSECUTIVE_ERRORS {
+            self.reporter.stop("");
+            return Some(Err(WaitError::Watch {
+                noun: K::NOUN,
+                namespace: self.namespace.clone(),
+                name: self.name.to_owned(),
+                source: Box::new(e),
+            }));
+        }
+        self.reporter
+            .note(&format!("watch interrupted ({e}); reconnecting"));
+        None
     }
 }
 
