@@ -462,54 +462,12 @@ impl ClientPod {
                 let _ = futures::SinkExt::send(&mut sizes, size).await;
             }
         }
-        let mut remote_in = attached.stdin();
+        let remote_in = attached.stdin();
         let remote_out = attached.stdout();
         let remote_err = attached.stderr();
         let status = attached.take_status();
-
-        // stdin on a plain thread: a blocked read must not keep the runtime alive at exit.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut stdin = std::io::stdin();
-            let mut buf = [0u8; 4096];
-            loop {
-                match stdin.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if tx.blocking_send(buf[..n].to_vec()).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
-        let input = async move {
-            use tokio::io::AsyncWriteExt;
-            if let Some(remote) = remote_in.as_mut() {
-                while let Some(chunk) = rx.recv().await {
-                    if remote.write_all(&chunk).await.is_err() {
-                        break;
-                    }
-                }
-                let _ = remote.shutdown().await;
-            }
-        };
-        let output = async move {
-            let out = async {
-                if let Some(mut r) = remote_out {
-                    let _ = tokio::io::copy(&mut r, &mut tokio::io::stdout()).await;
-                }
-            };
-            let err = async {
-                if let Some(mut r) = remote_err {
-                    let _ = tokio::io::copy(&mut r, &mut tokio::io::stderr()).await;
-                }
-            };
-            tokio::join!(out, err);
-        };
-        let input = tokio::spawn(input);
-        output.await;
+        let input = tokio::spawn(pump_stdin(remote_in));
+        pump_output(remote_out, remote_err).await;
         input.abort();
         let code = match status {
             Some(status) => status.await.map(|s| exit_code_of(&s)),
@@ -552,6 +510,50 @@ impl ClientPod {
         let _ = self.secrets.delete(&self.name, &now).await;
         let _ = self.pods.delete(&self.name, &now).await;
     }
+}
+
+/// This terminal's stdin into the pod until either ends. Reading runs on a plain thread:
+/// a blocked read must not keep the runtime alive at exit.
+async fn pump_stdin(remote: Option<impl tokio::io::AsyncWrite + Unpin>) {
+    use tokio::io::AsyncWriteExt;
+    let Some(mut remote) = remote else {
+        return;
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut stdin = std::io::stdin();
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = stdin.read(&mut buf) {
+            if tx.blocking_send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(chunk) = rx.recv().await {
+        if remote.write_all(&chunk).await.is_err() {
+            break;
+        }
+    }
+    let _ = remote.shutdown().await;
+}
+
+/// The pod's stdout and stderr onto ours, until both end.
+async fn pump_output(
+    remote_out: Option<impl tokio::io::AsyncRead + Unpin>,
+    remote_err: Option<impl tokio::io::AsyncRead + Unpin>,
+) {
+    let out = async {
+        if let Some(mut r) = remote_out {
+            let _ = tokio::io::copy(&mut r, &mut tokio::io::stdout()).await;
+        }
+    };
+    let err = async {
+        if let Some(mut r) = remote_err {
+            let _ = tokio::io::copy(&mut r, &mut tokio::io::stderr()).await;
+        }
+    };
+    tokio::join!(out, err);
 }
 
 /// Creates the client pod, runs `body` with it, and deletes Pod and Secret afterwards,

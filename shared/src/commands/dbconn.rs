@@ -467,31 +467,10 @@ async fn run_pod_sql(
     conn: &PgConnection,
     sql: &str,
 ) -> Result<ExitStatus, Error> {
-    let structured = cli.output != OutputFormat::Text;
     // psql prints NULL like '' in CSV unless told a NULL string; make one no value holds.
     let null_marker = format!("\\N<{}>", clientpod::unique_name("null"));
-    let mut command: Vec<String> = vec![
-        "psql".into(),
-        "-X".into(),
-        "-v".into(),
-        "ON_ERROR_STOP=1".into(),
-    ];
-    if structured {
-        // CSV is parsed back into rows; notices would mix into the log, so silence them.
-        let null = format!("null={null_marker}");
-        command.extend(
-            [
-                "-q",
-                "--csv",
-                "-P",
-                &null,
-                "-c",
-                "SET client_min_messages TO warning",
-            ]
-            .map(String::from),
-        );
-    }
-    command.extend(["-c".into(), sql.to_owned()]);
+    let structured = cli.output != OutputFormat::Text;
+    let command = psql_command(structured.then_some(null_marker.as_str()), sql);
     let plan = plan_pod(
         &cli.global.platform_namespace,
         release,
@@ -510,36 +489,52 @@ async fn run_pod_sql(
         pod.wait_finished(timeout).await.map_err(Error::from)
     })
     .await?;
-    match finished.exit_code {
-        Some(0) => {
-            match cli.output {
-                OutputFormat::Text => print(&finished.logs)?,
-                OutputFormat::Json => {
-                    print(&to_json(&[crate::pg::parse_psql_csv(
-                        &finished.logs,
-                        &null_marker,
-                    )])?)?;
-                }
-                OutputFormat::Yaml => {
-                    print(&to_yaml(&[crate::pg::parse_psql_csv(
-                        &finished.logs,
-                        &null_marker,
-                    )])?)?;
-                }
-            }
-            Ok(ExitStatus::Success)
+    if finished.exit_code != Some(0) {
+        eprint!("{}", finished.logs);
+        return Err(crate::clientpod::ClientPodError::CommandFailed {
+            namespace: plan.namespace.clone(),
+            name: plan.name.clone(),
+            command: "psql".into(),
+            code: finished.exit_code,
         }
-        code => {
-            eprint!("{}", finished.logs);
-            Err(crate::clientpod::ClientPodError::CommandFailed {
-                namespace: plan.namespace.clone(),
-                name: plan.name.clone(),
-                command: "psql".into(),
-                code,
-            }
-            .into())
-        }
+        .into());
     }
+    match cli.output {
+        OutputFormat::Text => print(&finished.logs)?,
+        OutputFormat::Json => print(&to_json(&[crate::pg::parse_psql_csv(
+            &finished.logs,
+            &null_marker,
+        )])?)?,
+        OutputFormat::Yaml => print(&to_yaml(&[crate::pg::parse_psql_csv(
+            &finished.logs,
+            &null_marker,
+        )])?)?,
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// psql running one statement; with `csv_null`, as CSV (parsed back into rows) with that
+/// NULL marker and notices silenced (they would mix into the log).
+fn psql_command(csv_null: Option<&str>, sql: &str) -> Vec<String> {
+    let mut command: Vec<String> = ["psql", "-X", "-v", "ON_ERROR_STOP=1"]
+        .map(String::from)
+        .into();
+    if let Some(marker) = csv_null {
+        let null = format!("null={marker}");
+        command.extend(
+            [
+                "-q",
+                "--csv",
+                "-P",
+                &null,
+                "-c",
+                "SET client_min_messages TO warning",
+            ]
+            .map(String::from),
+        );
+    }
+    command.extend(["-c".into(), sql.to_owned()]);
+    command
 }
 
 async fn run_pod_shell(
