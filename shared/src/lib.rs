@@ -1,5 +1,27 @@
-//! kubectl-astro: Astronomer Software disaster recovery as kubectl plugins.
-//! Every piece of logic lives here; the `kubectl-astro*` binaries only parse and print.
+//! kubectl-astro: Astronomer Software disaster recovery as kubectl plugins (and a Velero
+//! server plugin). Every piece of logic lives here; the binaries in `plugins/*` only call
+//! a command's parser and `run`.
+//!
+//! Four layers; imports point down only (checked by `tests/layers.rs`, which also keeps
+//! the domain modules' import graph free of circles):
+//!
+//! 1. **Velero types** ([`velero`]): typed `velero.io/v1` objects generated from the CRDs
+//!    in `crds/velero/` (`scripts/gen-velero-types`), plus hand-written helpers there.
+//! 2. **Domain**: modules named for what they hold, deciding on typed values, each with
+//!    its own `thiserror` error, knowing nothing of clap, the terminal or exit codes:
+//!    connection strings ([`connection`]), Houston SQL ([`houston`]), `pgbouncer.ini`
+//!    ([`pgbouncer_ini`]), the Cloud SQL proxy ([`sqlproxy`]), Helm records ([`helm`]),
+//!    the platform's secrets and release ([`platform`]), namespaces ([`namespaces`]),
+//!    backups ([`backup`]), restores and backup choice ([`restore`]), endpoint moves
+//!    ([`endpoint`]), DR readiness ([`status`]), the Velero plugin's actions
+//!    ([`velero_plugin`]); and the I/O they need: the API client ([`client`]), waits
+//!    ([`wait`]), PostgreSQL from here ([`pg`], [`pg_tls`]) or through the cluster
+//!    ([`pgtunnel`], [`clientpod`]), the terminal ([`terminal`]).
+//! 3. **Output** ([`output`]): the one path to stdout and stderr: text, JSON, YAML,
+//!    object streams for `--dry-run`, tables, notes, the confirmation prompt.
+//! 4. **Commands** ([`commands`]): one module per binary owning its clap definitions and
+//!    `run` (collect → plan → confirm → apply → report), the aggregate error and what
+//!    each domain error means to the user (exit status, next step).
 
 pub mod backup;
 pub mod client;
