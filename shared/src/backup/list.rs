@@ -216,62 +216,36 @@ pub async fn collect_backups(
     Ok(out)
 }
 
-/// Renders rows as an aligned table with `velero backup get` headers plus NAMESPACES.
-pub fn render_table(rows: &[Row]) -> String {
-    const HEADERS: [&str; 10] = [
-        "NAME",
-        "STATUS",
-        "ERRORS",
-        "WARNINGS",
-        "CREATED",
-        "EXPIRES",
-        "STORAGE LOCATION",
-        "QUEUE POSITION",
-        "SELECTOR",
-        "NAMESPACES",
-    ];
-    let cells: Vec<[String; 10]> = rows
-        .iter()
-        .map(|r| {
-            [
-                r.name.clone(),
-                r.status.clone(),
-                r.errors.to_string(),
-                r.warnings.to_string(),
-                r.created.clone(),
-                r.expires.clone(),
-                r.storage_location.clone(),
-                r.queue_position.clone(),
-                r.selector.clone(),
-                r.namespaces.clone(),
-            ]
-        })
-        .collect();
-    let mut widths = HEADERS.map(str::len);
-    for c in &cells {
-        for (w, cell) in widths.iter_mut().zip(c) {
-            *w = (*w).max(cell.chars().count());
-        }
+/// The columns of `backup list`, as `velero backup get` prints them.
+pub const HEADER: [&str; 10] = [
+    "NAME",
+    "STATUS",
+    "ERRORS",
+    "WARNINGS",
+    "CREATED",
+    "EXPIRES",
+    "STORAGE LOCATION",
+    "QUEUE POSITION",
+    "SELECTOR",
+    "NAMESPACES",
+];
+
+impl Row {
+    /// The row's cells, in [`HEADER`] order.
+    pub fn cells(&self) -> Vec<String> {
+        vec![
+            self.name.clone(),
+            self.status.clone(),
+            self.errors.to_string(),
+            self.warnings.to_string(),
+            self.created.clone(),
+            self.expires.clone(),
+            self.storage_location.clone(),
+            self.queue_position.clone(),
+            self.selector.clone(),
+            self.namespaces.clone(),
+        ]
     }
-    let mut out = String::new();
-    let mut line = |fields: &[&str]| {
-        let mut l = String::new();
-        for (i, (f, w)) in fields.iter().zip(widths).enumerate() {
-            if i + 1 == fields.len() {
-                l.push_str(f);
-            } else {
-                l.push_str(&format!("{f:<w$}   "));
-            }
-        }
-        out.push_str(l.trim_end());
-        out.push('\n');
-    };
-    line(&HEADERS);
-    for c in &cells {
-        let refs: Vec<&str> = c.iter().map(String::as_str).collect();
-        line(&refs);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -317,9 +291,7 @@ mod tests {
         assert_eq!(new.namespaces, "*");
         let later: Timestamp = "2026-12-04T01:00:00Z".parse().unwrap();
         assert_eq!(row(&backup("b3", None, &[]), later).expires, "3d ago");
-        let table = render_table(&[r]);
-        assert!(table.starts_with("NAME   STATUS   ERRORS"), "{table}");
-        assert!(table.contains("QUEUE POSITION"));
+        assert_eq!(r.cells().len(), HEADER.len());
     }
 
     #[test]

@@ -137,84 +137,61 @@ pub async fn collect_schedules(
     Ok(out)
 }
 
-/// `velero schedule get` columns: NAME, STATUS, CREATED, SCHEDULE, BACKUP TTL, LAST BACKUP,
-/// SELECTOR, PAUSED (pure).
-pub fn render_table(schedules: &[Schedule], now: Timestamp) -> String {
-    let header = [
-        "NAME",
-        "STATUS",
-        "CREATED",
-        "SCHEDULE",
-        "BACKUP TTL",
-        "LAST BACKUP",
-        "SELECTOR",
-        "PAUSED",
-    ];
-    let rows: Vec<[String; 8]> = schedules
-        .iter()
-        .map(|s| {
-            let status = s.status.clone().unwrap_or_default();
-            let phase = status
-                .phase
-                .as_ref()
-                .map(|p| p.as_str().to_owned())
-                .filter(|p| !p.is_empty());
-            let created = s
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .map(|t| t.0.strftime("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
-                .unwrap_or_default();
-            let last = status
-                .last_backup
-                .as_deref()
-                .and_then(|t| t.parse::<Timestamp>().ok())
-                .map_or_else(|| "n/a".to_owned(), |t| super::list::humanize_until(t, now));
-            let selector = s
-                .spec
-                .template
-                .label_selector
-                .as_ref()
-                .and_then(|l| l.match_labels.as_ref())
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "<none>".into());
-            [
-                s.metadata.name.clone().unwrap_or_default(),
-                phase.unwrap_or_else(|| "New".into()),
-                created,
-                s.spec.schedule.clone(),
-                s.spec.template.ttl.clone().unwrap_or_else(|| "0s".into()),
-                last,
-                selector,
-                s.spec.paused.unwrap_or(false).to_string(),
-            ]
+/// The columns of `backup schedule list`, as `velero schedule get` prints them.
+pub const HEADER: [&str; 8] = [
+    "NAME",
+    "STATUS",
+    "CREATED",
+    "SCHEDULE",
+    "BACKUP TTL",
+    "LAST BACKUP",
+    "SELECTOR",
+    "PAUSED",
+];
+
+/// One schedule's cells, in [`HEADER`] order (`now` for the last backup's age).
+pub fn row(s: &Schedule, now: Timestamp) -> Vec<String> {
+    let status = s.status.clone().unwrap_or_default();
+    let phase = status
+        .phase
+        .as_ref()
+        .map(|p| p.as_str().to_owned())
+        .filter(|p| !p.is_empty());
+    let created = s
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| t.0.strftime("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
+        .unwrap_or_default();
+    let last = status
+        .last_backup
+        .as_deref()
+        .and_then(|t| t.parse::<Timestamp>().ok())
+        .map_or_else(|| "n/a".to_owned(), |t| super::list::humanize_until(t, now));
+    let selector = s
+        .spec
+        .template
+        .label_selector
+        .as_ref()
+        .and_then(|l| l.match_labels.as_ref())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
         })
-        .collect();
-    let mut widths = header.map(str::len);
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let fmt = |cells: Vec<&str>| {
-        let mut l = String::new();
-        for (c, w) in cells.iter().zip(widths) {
-            l.push_str(&format!("{c:<w$}   "));
-        }
-        l.trim_end().to_owned() + "\n"
-    };
-    out.push_str(&fmt(header.to_vec()));
-    for r in &rows {
-        out.push_str(&fmt(r.iter().map(String::as_str).collect()));
-    }
-    out
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "<none>".into());
+    vec![
+        s.metadata.name.clone().unwrap_or_default(),
+        phase.unwrap_or_else(|| "New".into()),
+        created,
+        s.spec.schedule.clone(),
+        s.spec.template.ttl.clone().unwrap_or_else(|| "0s".into()),
+        last,
+        selector,
+        s.spec.paused.unwrap_or(false).to_string(),
+    ]
 }
 
 /// Sets `spec.paused` (what `velero schedule pause|unpause` changes).
@@ -278,12 +255,9 @@ mod tests {
             &BackupOptions::default(),
         );
         let now: Timestamp = "2026-11-25T16:40:00Z".parse().unwrap();
-        let t = render_table(&[s], now);
-        assert!(
-            t.starts_with("NAME      STATUS   CREATED   SCHEDULE"),
-            "{t}"
-        );
-        assert!(t.contains("nightly   New"), "{t}");
-        assert!(t.contains("false"), "{t}");
+        let cells = row(&s, now);
+        assert_eq!(cells.len(), HEADER.len());
+        assert_eq!(&cells[..2], ["nightly", "New"]);
+        assert_eq!(cells[7], "false");
     }
 }

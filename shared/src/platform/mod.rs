@@ -2,9 +2,9 @@
 //! the `*-houston-backend` / `astronomer-bootstrap` / `*-grafana-backend` secrets, and a
 //! deployment's Airflow database (direct endpoint from `<R>-pgbouncer-config`).
 //!
-//! Four parts: Secret I/O ([`secret`]), platform release detection ([`release`]),
-//! connection resolution ([`resolve`]: pure `resolve_*` decisions and the collecting
-//! [`collect_connection`]), and pgbouncer.ini / users.txt parsing ([`pgbouncer`]).
+//! Four parts: Secret I/O (`secret`), platform release detection (`release`),
+//! connection resolution (`resolve`: pure `resolve_*` decisions and the collecting
+//! [`collect_connection`]), and pgbouncer.ini / users.txt parsing (`pgbouncer`).
 
 mod pgbouncer;
 mod release;

@@ -378,7 +378,11 @@ async fn run_schedule(global: &GlobalArgs, command: ScheduleCommand) -> Result<E
             let client = client_from(global).await?;
             let schedules = schedule::collect_schedules(&client, &global.velero_namespace).await?;
             match output {
-                OutputFormat::Text => print(&schedule::render_table(&schedules, Timestamp::now()))?,
+                OutputFormat::Text => {
+                    let now = Timestamp::now();
+                    let rows = schedules.iter().map(|s| schedule::row(s, now));
+                    print(&crate::output::table(&schedule::HEADER, rows))?
+                }
                 other => {
                     let v = serde_json::json!({"apiVersion": "velero.io/v1", "kind": "ScheduleList", "items": schedules});
                     print(&render_objects(&[v], other)?)?;
@@ -417,7 +421,10 @@ async fn run_list(global: &GlobalArgs, args: ListArgs) -> Result<ExitStatus> {
                 Timestamp::now(),
             )
             .await?;
-            print(&list::render_table(&rows))?;
+            print(&crate::output::table(
+                &list::HEADER,
+                rows.iter().map(list::Row::cells),
+            ))?;
         }
         other => {
             let items =
