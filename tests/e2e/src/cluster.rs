@@ -199,6 +199,28 @@ fn built_binaries() -> &'static BTreeMap<String, PathBuf> {
     BINS.get_or_init(|| {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut build = Command::new(cargo);
+        // Not the variables cargo sets for this test process: build scripts would see them
+        // and the next plain `cargo build` would rebuild their crates.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            let set_by_cargo_test = key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_BIN_EXE_")
+                || matches!(
+                    key.as_ref(),
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_BIN_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_TARGET_TMPDIR"
+                        | "OUT_DIR"
+                );
+            // scripts/test-later-date fakes the clock of the tests, never of cargo/rustc.
+            let fake_clock = key == "LD_PRELOAD" || key.starts_with("FAKETIME");
+            if set_by_cargo_test || fake_clock {
+                build.env_remove(key.as_ref());
+            }
+        }
         build
             .args([
                 "build",
@@ -262,6 +284,7 @@ pub fn command(bin: impl AsRef<OsStr>, cluster: &FakeCluster) -> Command {
         .arg("--kubeconfig")
         .arg(cluster.kubeconfig_path())
         .env_clear()
+        .envs(crate::fake_clock_env())
         .env("HOME", scratch_home())
         .env("LANG", "C.UTF-8")
         .env("NO_COLOR", "1")

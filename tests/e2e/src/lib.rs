@@ -231,6 +231,15 @@ pub fn days_since_fixture_today() -> i32 {
     span.get_days()
 }
 
+/// The variables of a faked clock (`scripts/test-later-date`: libfaketime), to pass on to
+/// the binaries under test when a test clears their environment, so that they see the same
+/// day as the test.
+pub fn fake_clock_env() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| k == "LD_PRELOAD" || k == "NO_FAKE_STAT" || k.starts_with("FAKETIME"))
+        .collect()
+}
+
 /// A fixture name or timestamp as the cluster holds it after rendering, e.g.
 /// `fixture_name("astro-nightly-20261124010000")`: tests must name shifted fixture objects
 /// through this, never literally.

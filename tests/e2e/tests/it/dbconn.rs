@@ -45,6 +45,7 @@ fn ok(cluster: &FakeCluster, args: &[&str]) -> String {
 fn psql(uri: &str, password: Option<&str>, sql: &str) -> Output {
     let mut cmd = Command::new("psql");
     cmd.env_clear()
+        .envs(e2e_tests::fake_clock_env())
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("PGCONNECT_TIMEOUT", "5")
         .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])

@@ -38,6 +38,7 @@ fn subcommand(cluster: &FakeCluster, sub: &str, args: &[&str]) -> Command {
         .arg("--kubeconfig")
         .arg(cluster.kubeconfig_path())
         .env_clear()
+        .envs(e2e_tests::fake_clock_env())
         .env("LANG", "C.UTF-8")
         .env("NO_COLOR", "1")
         .env("TERM", "dumb")

@@ -215,6 +215,7 @@ impl KrewInstall {
         Command::new(kubectl())
             .args(args)
             .env_clear()
+            .envs(e2e_tests::fake_clock_env())
             .env("PATH", &self.path)
             .env("HOME", home.path())
             .output()
@@ -294,6 +295,7 @@ fn kubectl_complete_plugin_answers_the_cobra_protocol() {
     let out = Command::new(e2e_tests::bin("kubectl_complete-astro"))
         .args(["__complete", "restore", "--from-b"])
         .env_clear()
+        .envs(e2e_tests::fake_clock_env())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

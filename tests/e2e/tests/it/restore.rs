@@ -326,6 +326,7 @@ fn leftovers(sandbox: &Sandbox) -> Vec<String> {
 fn run(sandbox: &Sandbox, args: &[&str]) -> Output {
     let mut cmd = Command::new(restore_bin());
     cmd.env_clear()
+        .envs(e2e_tests::fake_clock_env())
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .arg("--kubeconfig")
         .arg(sandbox.cluster.kubeconfig_path())
@@ -785,6 +786,7 @@ fn waits_for_a_terminating_namespace_when_asked() {
     assert!(sb.cluster.set_namespace_terminating(ns));
     let mut cmd = Command::new(restore_bin());
     cmd.env_clear()
+        .envs(e2e_tests::fake_clock_env())
         .arg("--kubeconfig")
         .arg(sb.cluster.kubeconfig_path())
         .args([
@@ -824,6 +826,7 @@ fn verify_waits_for_restored_deployments_to_become_available() {
     let dst = "weightless-drill";
     let mut cmd = Command::new(restore_bin());
     cmd.env_clear()
+        .envs(e2e_tests::fake_clock_env())
         .arg("--kubeconfig")
         .arg(sb.cluster.kubeconfig_path())
         .args([
@@ -883,6 +886,7 @@ fn verify_waits_for_restored_deployments_to_become_available() {
 fn run_scanning_cmdlines(sandbox: &Sandbox, args: &[&str]) -> (Output, Vec<String>) {
     let mut cmd = Command::new(restore_bin());
     cmd.env_clear()
+        .envs(e2e_tests::fake_clock_env())
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .arg("--kubeconfig")
         .arg(sandbox.cluster.kubeconfig_path())

@@ -138,7 +138,14 @@ fn fix(cluster: &FakeCluster) {
 
 fn dumps() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("houston.dump"), b"PGDMP fixture").unwrap();
+    let path = dir.path().join("houston.dump");
+    std::fs::write(&path, b"PGDMP fixture").unwrap();
+    // Written now by this process's clock (a faked one too: scripts/test-later-date).
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+        .unwrap();
     dir
 }
 
