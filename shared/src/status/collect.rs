@@ -322,6 +322,62 @@ impl ResourceLists {
     }
 }
 
+/// The usable backups, newest first, indexed by the namespaces their spec names, so
+/// each namespace's candidates are found without walking every backup.
+struct BackupIndex {
+    /// Usable backups, newest first.
+    newest_first: Vec<BackupInfo>,
+    /// Namespace → positions of the backups naming it (and nothing but plain names).
+    named: HashMap<String, Vec<usize>>,
+    /// Positions of the backups with `*`, globs, exclusions or no includes.
+    wild: Vec<usize>,
+}
+
+impl BackupIndex {
+    fn new(backups: &[BackupInfo]) -> Self {
+        let mut newest_first: Vec<BackupInfo> = backups
+            .iter()
+            .filter(|b| choice::usability(b, false).is_ok())
+            .cloned()
+            .collect();
+        choice::sort_newest_first(&mut newest_first);
+        let mut named: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut wild = Vec::new();
+        for (i, b) in newest_first.iter().enumerate() {
+            let plain = !b.included.is_empty()
+                && b.excluded.is_empty()
+                && b.included
+                    .iter()
+                    .all(|p| p != "*" && !p.contains(['*', '?', '[']));
+            if plain {
+                for ns in b.included.iter().collect::<BTreeSet<_>>() {
+                    named.entry(ns.clone()).or_default().push(i);
+                }
+            } else {
+                wild.push(i);
+            }
+        }
+        BackupIndex {
+            newest_first,
+            named,
+            wild,
+        }
+    }
+
+    /// The usable backups whose spec does not rule out `ns`, newest first: all that
+    /// `choice::choose` would not skip.
+    fn possible(&self, ns: &str) -> Vec<BackupInfo> {
+        let mut at: Vec<usize> = self.named.get(ns).cloned().unwrap_or_default();
+        at.extend(&self.wild);
+        at.sort_unstable();
+        at.into_iter()
+            .map(|i| &self.newest_first[i])
+            .filter(|b| choice::may_hold(b, ns))
+            .cloned()
+            .collect()
+    }
+}
+
 /// The newest usable backup holding each namespace, chosen exactly as `restore` chooses
 /// (spec rules out, resource list proves), namespaces `concurrency` at a time.
 pub async fn collect_holdings(
@@ -333,6 +389,7 @@ pub async fn collect_holdings(
     progress: Option<Progress>,
 ) -> (BTreeMap<String, Result<Option<BackupInfo>, String>>, usize) {
     let cache = ResourceLists::new(concurrency);
+    let index = &BackupIndex::new(backups);
     let done = AtomicUsize::new(0);
     let total = namespaces.len();
     let results: Vec<(String, Result<Option<BackupInfo>, String>)> =
@@ -342,8 +399,11 @@ pub async fn collect_holdings(
                 let done = &done;
                 let progress = progress.clone();
                 async move {
+                    // Only backups the spec and phase do not rule out, newest first: the
+                    // rest `choose` would skip anyway, and the list is walked per namespace.
+                    let possible = index.possible(ns);
                     let candidates =
-                        choice::plan_candidates(backups.to_vec(), &BackupSource::Newest, ns, false);
+                        choice::plan_candidates(possible, &BackupSource::Newest, ns, false);
                     let chosen = choice::choose(candidates, ns, async |backup: &str| {
                         cache
                             .get(backup, || async {
