@@ -148,14 +148,29 @@ pub fn emit_objects(format: OutputFormat, objects: &[Value]) -> Result<(), Outpu
 
 /// A table for people: header row, no borders, sized to the terminal when stdout is one.
 pub fn table<S: AsRef<str>>(header: &[&str], rows: impl IntoIterator<Item = Vec<S>>) -> String {
+    table_with_width(header, rows, None)
+}
+
+/// [`table`], wrapped to `width` columns when given (else as [`table`] sizes it).
+pub fn table_with_width<S: AsRef<str>>(
+    header: &[&str],
+    rows: impl IntoIterator<Item = Vec<S>>,
+    width: Option<u16>,
+) -> String {
     let mut table = comfy_table::Table::new();
     table
         .load_preset(comfy_table::presets::NOTHING)
         .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
         .set_header(header.iter().copied());
-    if !std::io::stdout().is_terminal() {
+    match width {
+        Some(w) => {
+            table.set_width(w);
+        }
         // Scripts and pipes get whole lines, never wrapped cells.
-        table.set_content_arrangement(comfy_table::ContentArrangement::Disabled);
+        None if !std::io::stdout().is_terminal() => {
+            table.set_content_arrangement(comfy_table::ContentArrangement::Disabled);
+        }
+        None => {}
     }
     for row in rows {
         table.add_row(row.iter().map(|c| c.as_ref().to_owned()));
@@ -234,6 +249,14 @@ mod tests {
         assert_eq!(lines[1].find("Completed"), Some(col), "{text}");
         assert_eq!(lines[2].find("Failed"), Some(col), "{text}");
         assert!(!text.contains('|') && !text.contains('+'), "{text}");
+    }
+
+    #[test]
+    fn tables_wrap_to_a_given_width() {
+        let long = "word ".repeat(30);
+        let text = table_with_width(&["NAME", "FINDING"], vec![vec!["a", long.trim()]], Some(40));
+        assert!(text.lines().count() > 2, "{text}");
+        assert!(text.lines().all(|l| l.chars().count() <= 40), "{text}");
     }
 
     #[test]

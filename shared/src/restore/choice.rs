@@ -153,6 +153,16 @@ pub fn containment(b: &BackupInfo, namespace: &str) -> Containment {
     ))
 }
 
+/// Whether the spec lets a backup hold `namespace`: [`containment`] is
+/// [`Containment::Maybe`], decided without building the reason.
+pub fn may_hold(b: &BackupInfo, namespace: &str) -> bool {
+    !b.excluded.iter().any(|p| glob_match(p, namespace))
+        && (b.included.is_empty()
+            || b.included
+                .iter()
+                .any(|p| p == "*" || p == namespace || (is_glob(p) && glob_match(p, namespace))))
+}
+
 /// Whether a backup's phase allows restoring from it.
 pub fn usability(b: &BackupInfo, allow_partially_failed: bool) -> Result<(), String> {
     match b.phase.as_str() {
@@ -201,6 +211,11 @@ impl Candidate {
     }
 }
 
+/// Newest first; ties broken by name so the order is stable (the order candidates have).
+pub fn sort_newest_first(backups: &mut [BackupInfo]) {
+    backups.sort_by(|a, b| b.started.cmp(&a.started).then_with(|| b.name.cmp(&a.name)));
+}
+
 /// Orders the backups of `source` newest first and gives each its static verdict.
 /// For a named backup the list holds just that backup.
 pub fn plan_candidates(
@@ -217,8 +232,7 @@ pub fn plan_candidates(
             BackupSource::Newest => true,
         })
         .collect();
-    // Newest first; ties broken by name so the order is stable.
-    backups.sort_by(|a, b| b.started.cmp(&a.started).then_with(|| b.name.cmp(&a.name)));
+    sort_newest_first(&mut backups);
     backups
         .into_iter()
         .map(|b| Candidate {
@@ -322,6 +336,27 @@ mod tests {
             excluded: vec![],
             storage_location: Some("default".into()),
             schedule: None,
+        }
+    }
+
+    #[test]
+    fn may_hold_agrees_with_containment() {
+        let mut b = backup("b", "Completed", 0, &[]);
+        for (included, excluded) in [
+            (vec![], vec![]),
+            (vec!["*"], vec![]),
+            (vec!["*"], vec!["team-*"]),
+            (vec!["team-a", "other"], vec![]),
+            (vec!["team-?"], vec![]),
+            (vec!["team-[ab]"], vec!["team-b"]),
+            (vec!["other"], vec![]),
+        ] {
+            b.included = included.iter().map(|s| s.to_string()).collect();
+            b.excluded = excluded.iter().map(|s| s.to_string()).collect();
+            for ns in ["team-a", "team-b", "team-cc", "other", "x"] {
+                let maybe = matches!(containment(&b, ns), Containment::Maybe(_));
+                assert_eq!(may_hold(&b, ns), maybe, "{ns} in {b:?}");
+            }
         }
     }
 

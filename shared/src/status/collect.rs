@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
@@ -322,6 +322,62 @@ impl ResourceLists {
     }
 }
 
+/// The usable backups, newest first, indexed by the namespaces their spec names, so
+/// each namespace's candidates are found without walking every backup.
+struct BackupIndex {
+    /// Usable backups, newest first.
+    newest_first: Vec<BackupInfo>,
+    /// Namespace → positions of the backups naming it (and nothing but plain names).
+    named: HashMap<String, Vec<usize>>,
+    /// Positions of the backups with `*`, globs, exclusions or no includes.
+    wild: Vec<usize>,
+}
+
+impl BackupIndex {
+    fn new(backups: &[BackupInfo]) -> Self {
+        let mut newest_first: Vec<BackupInfo> = backups
+            .iter()
+            .filter(|b| choice::usability(b, false).is_ok())
+            .cloned()
+            .collect();
+        choice::sort_newest_first(&mut newest_first);
+        let mut named: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut wild = Vec::new();
+        for (i, b) in newest_first.iter().enumerate() {
+            let plain = !b.included.is_empty()
+                && b.excluded.is_empty()
+                && b.included
+                    .iter()
+                    .all(|p| p != "*" && !p.contains(['*', '?', '[']));
+            if plain {
+                for ns in b.included.iter().collect::<BTreeSet<_>>() {
+                    named.entry(ns.clone()).or_default().push(i);
+                }
+            } else {
+                wild.push(i);
+            }
+        }
+        BackupIndex {
+            newest_first,
+            named,
+            wild,
+        }
+    }
+
+    /// The usable backups whose spec does not rule out `ns`, newest first: all that
+    /// `choice::choose` would not skip.
+    fn possible(&self, ns: &str) -> Vec<BackupInfo> {
+        let mut at: Vec<usize> = self.named.get(ns).cloned().unwrap_or_default();
+        at.extend(&self.wild);
+        at.sort_unstable();
+        at.into_iter()
+            .map(|i| &self.newest_first[i])
+            .filter(|b| choice::may_hold(b, ns))
+            .cloned()
+            .collect()
+    }
+}
+
 /// The newest usable backup holding each namespace, chosen exactly as `restore` chooses
 /// (spec rules out, resource list proves), namespaces `concurrency` at a time.
 pub async fn collect_holdings(
@@ -333,6 +389,7 @@ pub async fn collect_holdings(
     progress: Option<Progress>,
 ) -> (BTreeMap<String, Result<Option<BackupInfo>, String>>, usize) {
     let cache = ResourceLists::new(concurrency);
+    let index = &BackupIndex::new(backups);
     let done = AtomicUsize::new(0);
     let total = namespaces.len();
     let results: Vec<(String, Result<Option<BackupInfo>, String>)> =
@@ -342,8 +399,11 @@ pub async fn collect_holdings(
                 let done = &done;
                 let progress = progress.clone();
                 async move {
+                    // Only backups the spec and phase do not rule out, newest first: the
+                    // rest `choose` would skip anyway, and the list is walked per namespace.
+                    let possible = index.possible(ns);
                     let candidates =
-                        choice::plan_candidates(backups.to_vec(), &BackupSource::Newest, ns, false);
+                        choice::plan_candidates(possible, &BackupSource::Newest, ns, false);
                     let chosen = choice::choose(candidates, ns, async |backup: &str| {
                         cache
                             .get(backup, || async {
@@ -416,6 +476,189 @@ async fn collect_helm(client: &Client, namespace: &str) -> Result<Vec<HelmFacts>
         .collect())
 }
 
+/// What is listed from the API server and Velero before anything else.
+struct Lists {
+    locations: Vec<BackupStorageLocation>,
+    schedules: Vec<Schedule>,
+    backups: Vec<BackupInfo>,
+    all_ns: Vec<Namespace>,
+    policy_exists: bool,
+}
+
+/// Storage locations, schedules, backups, namespaces and the Redis policy ConfigMap.
+async fn collect_lists(client: &Client, vns: &str) -> Result<Lists, KubeError> {
+    let locations = list_all(
+        &Api::<BackupStorageLocation>::namespaced(client.clone(), vns),
+        &format!("backup storage locations in {vns}"),
+    )
+    .await?;
+    let schedules = list_all(
+        &Api::<Schedule>::namespaced(client.clone(), vns),
+        &format!("schedules in {vns}"),
+    )
+    .await?;
+    let backups = restore_collect::collect_backups(client, vns, &BackupSource::Newest).await?;
+    let all_ns = namespaces::collect_namespaces(client).await?;
+    let policy = crate::backup::plan::POLICY_CONFIGMAP;
+    let policy_exists = Api::<ConfigMap>::namespaced(client.clone(), vns)
+        .get_opt(policy)
+        .await
+        .map_err(|e| KubeError::api(format!("get ConfigMap {vns}/{policy}"), e))?
+        .is_some();
+    Ok(Lists {
+        locations,
+        schedules,
+        backups,
+        all_ns,
+        policy_exists,
+    })
+}
+
+/// Each schedule as facts, its last backup at least the start of its newest labelled backup.
+fn schedules_facts(schedules: &[Schedule], backups: &[BackupInfo]) -> Vec<ScheduleFacts> {
+    let mut newest_by_schedule: BTreeMap<&str, Timestamp> = BTreeMap::new();
+    for b in backups {
+        if let (Some(s), Some(t)) = (b.schedule.as_deref(), b.started) {
+            let e = newest_by_schedule.entry(s).or_insert(t);
+            *e = (*e).max(t);
+        }
+    }
+    schedules
+        .iter()
+        .map(|s| {
+            let name = s.metadata.name.as_deref().unwrap_or("");
+            schedule_facts(s, newest_by_schedule.get(name).copied())
+        })
+        .collect()
+}
+
+/// Houston's side: its secret, the database host the secrets use, and its rows.
+struct HoustonFacts {
+    secret_name: String,
+    secret: HoustonSecret,
+    secrets_host: Option<String>,
+    rows: Result<Vec<DeploymentRow>, String>,
+}
+
+/// What Houston's backend secret holds in its `connection` key.
+fn houston_secret_of(raw: Option<&platform::RawSecret>, pns: &str, name: &str) -> HoustonSecret {
+    match raw.map(|s| s.text(platform::CONNECTION_KEY)) {
+        None => HoustonSecret::Unusable(format!("secret {pns}/{name} not found")),
+        Some(Err(e)) => HoustonSecret::Unusable(e.to_string()),
+        Some(Ok(t)) if crate::connection::is_placeholder(t.trim()) => HoustonSecret::Placeholder,
+        Some(Ok(t)) => match crate::connection::PgConnection::parse(&t) {
+            Ok(c) => HoustonSecret::Url {
+                host: c.host().to_owned(),
+            },
+            Err(e) => HoustonSecret::Unusable(format!("key connection is not a Postgres URL: {e}")),
+        },
+    }
+}
+
+/// Houston: the secret, then the rows through the cluster (or `--local`).
+async fn collect_houston(
+    client: &Client,
+    opts: &CollectOptions,
+) -> Result<HoustonFacts, StatusError> {
+    let pns = opts.platform_namespace.as_str();
+    let secret_name = opts.platform.houston_secret();
+    let raw = platform::read_secret(client, pns, &secret_name)
+        .await
+        .map_err(|e| StatusError::BadInput {
+            what: format!("secret {pns}/{secret_name}"),
+            reason: e.to_string(),
+        })?;
+    let secret = houston_secret_of(raw.as_ref(), pns, &secret_name);
+    let bootstrap = platform::read_secret(client, pns, platform::BOOTSTRAP_SECRET)
+        .await
+        .ok()
+        .flatten();
+    let resolved = platform::resolve_houston(pns, &opts.platform, raw.as_ref(), bootstrap.as_ref());
+    let secrets_host = resolved
+        .as_ref()
+        .ok()
+        .map(|r| r.connection.host().to_owned());
+    let rows = match &resolved {
+        Err(e) => Err(e.to_string()),
+        Ok(r) => pgtunnel::with_connection(client, &opts.access, &r.connection, async |c| {
+            let columns = houston::collect_columns(c).await?;
+            houston::collect_rows(c, &columns).await
+        })
+        .await
+        .map_err(|e: pgtunnel::SessionError<HoustonError>| e.to_string()),
+    };
+    Ok(HoustonFacts {
+        secret_name,
+        secret,
+        secrets_host,
+        rows,
+    })
+}
+
+/// The namespaces that need a holding backup: the platform's, the labelled deployment
+/// namespaces and every Houston deployment's, sorted.
+fn wanted_namespaces(
+    namespaces: &PlatformNamespaces,
+    pns: &str,
+    houston: &Result<Vec<DeploymentRow>, String>,
+) -> Vec<String> {
+    let mut wanted: BTreeSet<String> = namespaces.deployments.iter().cloned().collect();
+    wanted.insert(pns.to_owned());
+    for r in houston.iter().flatten() {
+        wanted.insert(
+            r.namespace
+                .clone()
+                .unwrap_or_else(|| format!("{pns}-{}", r.release)),
+        );
+    }
+    wanted.into_iter().collect()
+}
+
+/// Every namespace's holding backup, or (when the server does not answer) why not.
+async fn holdings_if_answered(
+    client: &Client,
+    opts: &CollectOptions,
+    server: &ServerAnswer,
+    backups: &[BackupInfo],
+    wanted: &[String],
+    progress: Option<Progress>,
+) -> (BTreeMap<String, Result<Option<BackupInfo>, String>>, usize) {
+    if server.answered() {
+        return collect_holdings(
+            client,
+            &opts.velero_namespace,
+            backups,
+            wanted,
+            opts.concurrency,
+            progress,
+        )
+        .await;
+    }
+    let why = "the Velero server does not answer, so backup resource lists cannot be read";
+    let holdings = wanted
+        .iter()
+        .map(|n| (n.clone(), Err(why.to_owned())))
+        .collect();
+    (holdings, 0)
+}
+
+/// The Helm facts of every deployment namespace, `concurrency` namespaces at a time.
+async fn collect_all_helm(
+    client: &Client,
+    deployments: &[String],
+    concurrency: usize,
+) -> Result<Vec<HelmFacts>, KubeError> {
+    let per_namespace = futures::stream::iter(deployments)
+        .map(|ns| collect_helm(client, ns))
+        .buffer_unordered(concurrency.max(1))
+        .collect::<Vec<_>>()
+        .await;
+    let per_namespace = per_namespace
+        .into_iter()
+        .collect::<Result<Vec<Vec<HelmFacts>>, KubeError>>()?;
+    Ok(per_namespace.into_iter().flatten().collect())
+}
+
 /// Reads everything. Parts that cannot be read become `unknown` verdicts later; only
 /// failures of the API server itself end the command.
 pub async fn collect(
@@ -428,145 +671,21 @@ pub async fn collect(
     let now = Timestamp::now();
 
     // The server check runs while the lists are read.
-    let server = collect_server(client, vns, opts.server_timeout);
-    let lists = async {
-        let locations = list_all(
-            &Api::<BackupStorageLocation>::namespaced(client.clone(), vns),
-            &format!("backup storage locations in {vns}"),
-        )
-        .await?;
-        let schedules = list_all(
-            &Api::<Schedule>::namespaced(client.clone(), vns),
-            &format!("schedules in {vns}"),
-        )
-        .await?;
-        let backups = restore_collect::collect_backups(client, vns, &BackupSource::Newest).await?;
-        let all_ns = namespaces::collect_namespaces(client).await?;
-        let policy = Api::<ConfigMap>::namespaced(client.clone(), vns)
-            .get_opt(crate::backup::plan::POLICY_CONFIGMAP)
-            .await
-            .map_err(|e| {
-                KubeError::api(
-                    format!(
-                        "get ConfigMap {vns}/{}",
-                        crate::backup::plan::POLICY_CONFIGMAP
-                    ),
-                    e,
-                )
-            })?;
-        Ok::<_, KubeError>((locations, schedules, backups, all_ns, policy.is_some()))
-    };
-    let (server, lists) = tokio::join!(server, lists);
-    let (locations, schedules, backups, all_ns, policy_exists) = lists?;
-
-    let mut newest_by_schedule: BTreeMap<&str, Timestamp> = BTreeMap::new();
-    for b in &backups {
-        if let (Some(s), Some(t)) = (b.schedule.as_deref(), b.started) {
-            let e = newest_by_schedule.entry(s).or_insert(t);
-            *e = (*e).max(t);
-        }
-    }
-    let schedules: Vec<ScheduleFacts> = schedules
-        .iter()
-        .map(|s| {
-            let name = s.metadata.name.as_deref().unwrap_or("");
-            schedule_facts(s, newest_by_schedule.get(name).copied())
-        })
-        .collect();
-    let namespaces = namespaces::plan_platform_namespaces(&all_ns, pns, &opts.platform.name);
-
-    // Houston: the secret, then the rows through the cluster (or --local).
-    let houston_secret_name = opts.platform.houston_secret();
-    let houston_raw = platform::read_secret(client, pns, &houston_secret_name)
-        .await
-        .map_err(|e| StatusError::BadInput {
-            what: format!("secret {pns}/{houston_secret_name}"),
-            reason: e.to_string(),
-        })?;
-    let houston_secret = match houston_raw
-        .as_ref()
-        .map(|s| s.text(platform::CONNECTION_KEY))
-    {
-        None => HoustonSecret::Unusable(format!("secret {pns}/{houston_secret_name} not found")),
-        Some(Err(e)) => HoustonSecret::Unusable(e.to_string()),
-        Some(Ok(t)) if crate::connection::is_placeholder(t.trim()) => HoustonSecret::Placeholder,
-        Some(Ok(t)) => match crate::connection::PgConnection::parse(&t) {
-            Ok(c) => HoustonSecret::Url {
-                host: c.host().to_owned(),
-            },
-            Err(e) => HoustonSecret::Unusable(format!("key connection is not a Postgres URL: {e}")),
-        },
-    };
-    let bootstrap = platform::read_secret(client, pns, platform::BOOTSTRAP_SECRET)
-        .await
-        .ok()
-        .flatten();
-    let resolved = platform::resolve_houston(
-        pns,
-        &opts.platform,
-        houston_raw.as_ref(),
-        bootstrap.as_ref(),
+    let (server, lists) = tokio::join!(
+        collect_server(client, vns, opts.server_timeout),
+        collect_lists(client, vns)
     );
-    let secrets_host = resolved
-        .as_ref()
-        .ok()
-        .map(|r| r.connection.host().to_owned());
-    let houston = match &resolved {
-        Err(e) => Err(e.to_string()),
-        Ok(r) => pgtunnel::with_connection(client, &opts.access, &r.connection, async |c| {
-            let columns = houston::collect_columns(c).await?;
-            houston::collect_rows(c, &columns).await
-        })
-        .await
-        .map_err(|e: pgtunnel::SessionError<HoustonError>| e.to_string()),
-    };
-
-    // Which namespaces need a holding backup.
-    let mut wanted: BTreeSet<String> = namespaces.deployments.iter().cloned().collect();
-    wanted.insert(pns.to_owned());
-    if let Ok(rows) = &houston {
-        for r in rows {
-            wanted.insert(
-                r.namespace
-                    .clone()
-                    .unwrap_or_else(|| format!("{pns}-{}", r.release)),
-            );
-        }
-    }
-    let wanted: Vec<String> = wanted.into_iter().collect();
-    let (holdings, downloads) = if server.answered() {
-        collect_holdings(client, vns, &backups, &wanted, opts.concurrency, progress).await
-    } else {
-        let why =
-            "the Velero server does not answer, so backup resource lists cannot be read".to_owned();
-        (
-            wanted
-                .iter()
-                .map(|n| (n.clone(), Err(why.clone())))
-                .collect(),
-            0,
-        )
-    };
-
-    let helm: Vec<HelmFacts> = futures::stream::iter(&namespaces.deployments)
-        .map(|ns| collect_helm(client, ns))
-        .buffer_unordered(opts.concurrency.max(1))
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<Vec<Vec<HelmFacts>>, KubeError>>()?
-        .into_iter()
-        .flatten()
-        .collect();
-
+    let lists = lists?;
+    let schedules = schedules_facts(&lists.schedules, &lists.backups);
+    let namespaces = namespaces::plan_platform_namespaces(&lists.all_ns, pns, &opts.platform.name);
+    let houston = collect_houston(client, opts).await?;
+    let wanted = wanted_namespaces(&namespaces, pns, &houston.rows);
+    let (holdings, downloads) =
+        holdings_if_answered(client, opts, &server, &lists.backups, &wanted, progress).await;
+    let helm = collect_all_helm(client, &namespaces.deployments, opts.concurrency).await?;
     let dumps = match &opts.dumps {
         Some(d) => Some(collect_dumps(d)?),
         None => None,
-    };
-    let stats = CollectStats {
-        backups: backups.len(),
-        downloads,
-        namespaces: wanted.len(),
     };
     Ok(Facts {
         now,
@@ -574,17 +693,21 @@ pub async fn collect(
         platform_namespace: pns.to_owned(),
         platform_release: opts.platform.name.clone(),
         server,
-        locations: locations.iter().map(location_facts).collect(),
+        locations: lists.locations.iter().map(location_facts).collect(),
         schedules,
-        policy_exists,
+        policy_exists: lists.policy_exists,
         namespaces,
-        houston,
-        houston_secret_name,
-        houston_secret,
-        secrets_host,
+        houston: houston.rows,
+        houston_secret_name: houston.secret_name,
+        houston_secret: houston.secret,
+        secrets_host: houston.secrets_host,
         dumps,
         holdings,
         helm,
-        stats,
+        stats: CollectStats {
+            backups: lists.backups.len(),
+            downloads,
+            namespaces: wanted.len(),
+        },
     })
 }

@@ -6,6 +6,8 @@ use jiff::SignedDuration;
 use super::checks::{self, ServerAnswer};
 use super::collect::{CollectStats, Facts};
 use super::{Check, Section, Verdict};
+use crate::houston::DeploymentRow;
+use crate::restore::choice::BackupInfo;
 
 /// Thresholds of the decide step.
 #[derive(Debug, Clone, Copy)]
@@ -52,8 +54,28 @@ pub struct Report {
     pub stats: CollectStats,
 }
 
-/// Runs every check on the facts.
+/// Runs every check on the facts: collect → decide → report, each check pure.
 pub fn decide(f: &Facts, t: &Thresholds) -> Report {
+    let mut out = velero_checks(f);
+    out.extend(checks::check_coverage(&f.schedules, &must_cover(f)));
+    out.extend(backup_checks(f, t));
+    out.extend(database_checks(f, t));
+    out.extend(soft_deleted_checks(f, t));
+    out.extend(endpoint_checks(f));
+    out.sort_by_key(|c| c.section);
+    Report {
+        generated_at: f.now.to_string(),
+        platform_release: f.platform_release.clone(),
+        platform_namespace: f.platform_namespace.clone(),
+        velero_namespace: f.velero_namespace.clone(),
+        summary: summarize(&out),
+        checks: out,
+        stats: f.stats.clone(),
+    }
+}
+
+/// The Velero server, its storage locations (and which schedules use them), each schedule.
+fn velero_checks(f: &Facts) -> Vec<Check> {
     let mut out = vec![checks::check_server(&f.server, &f.velero_namespace)];
     let used: Vec<String> = f
         .schedules
@@ -69,34 +91,39 @@ pub fn decide(f: &Facts, t: &Thresholds) -> Report {
     for s in &f.schedules {
         out.push(checks::check_schedule(s, f.now, &f.velero_namespace));
     }
+    out
+}
+
+/// Houston's rows of live (not soft-deleted) deployments; none when Houston was not read.
+fn live_rows(f: &Facts) -> impl Iterator<Item = &DeploymentRow> {
+    f.houston
+        .as_ref()
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter(|r| r.deleted_seconds_ago.is_none())
+}
+
+/// Namespaces the schedules must cover: the platform's, the labelled deployment
+/// namespaces, and live Houston deployments in namespaces without the labels (pools).
+fn must_cover(f: &Facts) -> Vec<String> {
     let mut must_cover: Vec<String> = vec![f.platform_namespace.clone()];
     must_cover.extend(f.namespaces.deployments.iter().cloned());
-    // Live Houston deployments in namespaces without the platform labels (pools).
-    if let Ok(rows) = &f.houston {
-        for r in rows.iter().filter(|r| r.deleted_seconds_ago.is_none()) {
-            let ns = f.namespace_of(r);
-            if f.namespaces.existing.contains(&ns) && !must_cover.contains(&ns) {
-                must_cover.push(ns);
-            }
+    for r in live_rows(f) {
+        let ns = f.namespace_of(r);
+        if f.namespaces.existing.contains(&ns) && !must_cover.contains(&ns) {
+            must_cover.push(ns);
         }
     }
-    out.extend(checks::check_coverage(&f.schedules, &must_cover));
+    must_cover
+}
 
-    // Live deployments (Houston rows, else labelled namespaces) and the platform namespace.
-    let release_of = |ns: &str| -> Option<String> {
-        f.houston.as_ref().ok().and_then(|rows| {
-            rows.iter()
-                .find(|r| r.deleted_seconds_ago.is_none() && f.namespace_of(r) == ns)
-                .map(|r| r.release.clone())
-        })
-    };
+/// The platform namespace, then live deployments (Houston rows, else labelled
+/// namespaces), then labelled namespaces Houston does not know.
+fn live_namespaces(f: &Facts) -> Vec<String> {
     let mut live: Vec<String> = vec![f.platform_namespace.clone()];
     match &f.houston {
-        Ok(rows) => live.extend(
-            rows.iter()
-                .filter(|r| r.deleted_seconds_ago.is_none())
-                .map(|r| f.namespace_of(r)),
-        ),
+        Ok(_) => live.extend(live_rows(f).map(|r| f.namespace_of(r))),
         Err(_) => live.extend(f.namespaces.deployments.iter().cloned()),
     }
     for ns in &f.namespaces.deployments {
@@ -104,42 +131,61 @@ pub fn decide(f: &Facts, t: &Thresholds) -> Report {
             live.push(ns.clone());
         }
     }
-    for ns in &live {
-        let holding = match f.holdings.get(ns) {
-            Some(Ok(b)) => Ok(b.as_ref()),
-            Some(Err(e)) => Err(e.as_str()),
-            None => Err("not looked up"),
-        };
-        let release = if *ns == f.platform_namespace {
-            None
-        } else {
-            release_of(ns)
-        };
-        let mut c = checks::check_backup(ns, release.as_deref(), holding, f.now, t.max_age);
-        if release.is_none() && *ns == f.platform_namespace {
-            c.release = Some(f.platform_release.clone());
-        }
-        out.push(c);
-    }
+    live
+}
 
+/// The release of the live Houston deployment in `ns`, if any.
+fn release_of(f: &Facts, ns: &str) -> Option<String> {
+    live_rows(f)
+        .find(|r| f.namespace_of(r) == ns)
+        .map(|r| r.release.clone())
+}
+
+/// The newest usable backup holding `ns`, or why it is not known.
+fn holding_of<'f>(f: &'f Facts, ns: &str) -> Result<Option<&'f BackupInfo>, &'f str> {
+    match f.holdings.get(ns) {
+        Some(Ok(b)) => Ok(b.as_ref()),
+        Some(Err(e)) => Err(e.as_str()),
+        None => Err("not looked up"),
+    }
+}
+
+/// Per live namespace: its newest holding backup and how old it is.
+fn backup_checks(f: &Facts, t: &Thresholds) -> Vec<Check> {
+    live_namespaces(f)
+        .iter()
+        .map(|ns| {
+            let release = if *ns == f.platform_namespace {
+                None
+            } else {
+                release_of(f, ns)
+            };
+            let mut c =
+                checks::check_backup(ns, release.as_deref(), holding_of(f, ns), f.now, t.max_age);
+            if release.is_none() && *ns == f.platform_namespace {
+                c.release = Some(f.platform_release.clone());
+            }
+            c
+        })
+        .collect()
+}
+
+/// The Redis volume policy, Houston's secret and rows, and the newest dump.
+fn database_checks(f: &Facts, t: &Thresholds) -> Vec<Check> {
     let plugins = match &f.server {
         ServerAnswer::Answered { plugins, .. } => Some(plugins.as_slice()),
         _ => None,
     };
-    out.push(checks::check_redis(
-        f.policy_exists,
-        &f.schedules,
-        plugins,
-        &f.velero_namespace,
-    ));
-    out.push(checks::check_houston_secret(
-        &f.houston_secret_name,
-        &f.houston_secret,
-        &f.platform_namespace,
-    ));
-    match &f.houston {
-        Ok(_) => {}
-        Err(e) => out.push(
+    let mut out = vec![
+        checks::check_redis(f.policy_exists, &f.schedules, plugins, &f.velero_namespace),
+        checks::check_houston_secret(
+            &f.houston_secret_name,
+            &f.houston_secret,
+            &f.platform_namespace,
+        ),
+    ];
+    if let Err(e) = &f.houston {
+        out.push(
             Check::new(
                 "database.houston",
                 Section::Database,
@@ -148,44 +194,47 @@ pub fn decide(f: &Facts, t: &Thresholds) -> Report {
                 format!("cannot read Houston's Deployment rows: {e}"),
             )
             .next("`kubectl astro dbconn` to check the connection (or --local)"),
-        ),
+        );
     }
     out.push(checks::check_dumps(f.dumps.as_ref(), f.now, t.max_age));
+    out
+}
 
-    if let Ok(rows) = &f.houston {
-        for r in rows {
-            let Some(ago) = r.deleted_seconds_ago else {
-                continue;
-            };
+/// Soft-deleted Houston deployments: still restorable, and for how long.
+fn soft_deleted_checks(f: &Facts, t: &Thresholds) -> Vec<Check> {
+    let Ok(rows) = &f.houston else {
+        return Vec::new();
+    };
+    rows.iter()
+        .filter_map(|r| {
+            let ago = r.deleted_seconds_ago?;
             let ns = f.namespace_of(r);
-            let holding = match f.holdings.get(&ns) {
-                Some(Ok(b)) => Ok(b.as_ref()),
-                Some(Err(e)) => Err(e.as_str()),
-                None => Err("not looked up"),
-            };
-            out.push(checks::check_soft_deleted(
+            Some(checks::check_soft_deleted(
                 &r.release,
                 &ns,
                 ago,
-                holding,
+                holding_of(f, &ns),
                 t.cleanup_warn_days,
-            ));
-        }
-    }
-    if let Some(host) = &f.secrets_host {
-        for h in &f.helm {
-            out.push(checks::check_helm_values(
-                &h.release,
-                &h.namespace,
-                h.revision,
-                &h.hosts,
-                host,
-            ));
-        }
-    }
-    out.sort_by_key(|c| c.section);
+            ))
+        })
+        .collect()
+}
+
+/// Helm values naming a database host other than the secrets' (would undo an endpoint move).
+fn endpoint_checks(f: &Facts) -> Vec<Check> {
+    let Some(host) = &f.secrets_host else {
+        return Vec::new();
+    };
+    f.helm
+        .iter()
+        .map(|h| checks::check_helm_values(&h.release, &h.namespace, h.revision, &h.hosts, host))
+        .collect()
+}
+
+/// Counts per verdict, and the overall verdict: fail, else unknown, else warn, else ok.
+fn summarize(checks: &[Check]) -> Summary {
     let mut summary = Summary::default();
-    for c in &out {
+    for c in checks {
         match c.verdict {
             Verdict::Ok => summary.ok += 1,
             Verdict::Warn => summary.warn += 1,
@@ -202,13 +251,5 @@ pub fn decide(f: &Facts, t: &Thresholds) -> Report {
     } else {
         Verdict::Ok
     });
-    Report {
-        generated_at: f.now.to_string(),
-        platform_release: f.platform_release.clone(),
-        platform_namespace: f.platform_namespace.clone(),
-        velero_namespace: f.velero_namespace.clone(),
-        summary,
-        checks: out,
-        stats: f.stats.clone(),
-    }
+    summary
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty};
@@ -168,6 +169,21 @@ fn host_of(url: &str) -> String {
         .to_owned()
 }
 
+/// The TLS configuration with the system's root certificates, read once per process:
+/// loading and parsing the certificate store costs far more than a download.
+fn native_roots_config() -> Result<rustls::ClientConfig, String> {
+    static CONFIG: OnceLock<Result<rustls::ClientConfig, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            use hyper_rustls::ConfigBuilderExt as _;
+            rustls::ClientConfig::builder()
+                .with_native_roots()
+                .map(|b| b.with_no_client_auth())
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+}
+
 async fn http_get(
     url: &str,
     kind: &DownloadRequestTargetKind,
@@ -182,9 +198,10 @@ async fn http_get(
     let uri: hyper::Uri = url
         .parse()
         .map_err(|e| transport(format!("invalid URL: {e}")))?;
+    let tls =
+        native_roots_config().map_err(|e| transport(format!("no TLS root certificates: {e}")))?;
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()
-        .map_err(|e| transport(format!("no TLS root certificates: {e}")))?
+        .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .build();

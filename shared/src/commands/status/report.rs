@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::commands::exit::ExitStatus;
+use crate::output;
 use crate::status::decide::Report;
 use crate::status::{Section, Verdict};
 
@@ -16,28 +17,25 @@ pub fn exit_status(r: &Report) -> ExitStatus {
     }
 }
 
+/// Columns of the text tables.
+const HEADER: [&str; 4] = ["VERDICT", "SUBJECT", "FINDING", "NEXT STEP"];
+
 /// Text: one table per section, `width` columns wide (the terminal's, when known).
 pub fn text(r: &Report, width: Option<u16>) -> String {
     let mut out = String::new();
     let mut sections: Vec<Section> = r.checks.iter().map(|c| c.section).collect();
     sections.dedup();
     for s in sections {
-        let mut table = comfy_table::Table::new();
-        table.load_preset(comfy_table::presets::NOTHING);
-        table.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
-        if let Some(w) = width {
-            table.set_width(w);
-        }
-        table.set_header(vec!["VERDICT", "SUBJECT", "FINDING", "NEXT STEP"]);
-        for c in r.checks.iter().filter(|c| c.section == s) {
-            table.add_row(vec![
+        let rows = r.checks.iter().filter(|c| c.section == s).map(|c| {
+            vec![
                 c.verdict.as_str().to_uppercase(),
                 c.subject.clone(),
                 c.message.clone(),
                 c.next_step.clone().unwrap_or_default(),
-            ]);
-        }
-        let _ = writeln!(out, "== {} ==\n{table}\n", s.title());
+            ]
+        });
+        let table = output::table_with_width(&HEADER, rows, width);
+        let _ = writeln!(out, "== {} ==\n{table}", s.title());
     }
     let v = r.summary.verdict.unwrap_or(Verdict::Ok);
     let _ = writeln!(
