@@ -47,3 +47,12 @@ pub mod terminal;
 pub mod velero;
 pub mod velero_plugin;
 pub mod wait;
+
+/// The async runtime every binary runs on: two worker threads (the commands and the
+/// Velero plugin wait on the network, never on the CPU), timers and I/O enabled.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}

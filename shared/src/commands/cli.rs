@@ -62,11 +62,7 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<ExitStatus, Error>>,
 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -11,8 +11,8 @@ use k8s_openapi::api::core::v1::Secret;
 use serde_json::Value;
 
 use super::config::EndpointConfig;
-use crate::endpoint::plan::{BOOTSTRAP_SECRET, PlanContext, Role, Target, plan_secret};
-use crate::sqlproxy::{SQLPROXY_DEPLOYMENT, plan_sqlproxy};
+use crate::endpoint::plan::{BOOTSTRAP_SECRET, Edit, PlanContext, Role, Target, plan_secret};
+use crate::sqlproxy::{ElementChange, InstanceName, SQLPROXY_DEPLOYMENT, plan_sqlproxy};
 
 /// Registered name of the Redis action.
 pub const SKIP_REDIS_DATA: &str = "astronomer.io/skip-redis-data";
@@ -123,6 +123,14 @@ impl Decision {
             notes: Vec::new(),
         }
     }
+
+    /// Unchanged, with why.
+    fn left_alone(note: String) -> Self {
+        Decision {
+            outcome: Outcome::Unchanged,
+            notes: vec![note],
+        }
+    }
 }
 
 /// Parses an item as Velero's Unstructured decode would accept it.
@@ -141,23 +149,53 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
         .unwrap_or_default()
 }
 
+/// What identifies an item, read without ever failing: each part is `""` when absent
+/// or not a string. Displays as `namespace/name`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity<'a> {
+    /// `apiVersion`.
+    pub api_version: &'a str,
+    /// `kind`.
+    pub kind: &'a str,
+    /// `metadata.namespace`.
+    pub namespace: &'a str,
+    /// `metadata.name`.
+    pub name: &'a str,
+}
+
+impl<'a> Identity<'a> {
+    /// The identity of `item`.
+    pub fn of(item: &'a Value) -> Self {
+        Identity {
+            api_version: str_at(item, &["apiVersion"]),
+            kind: str_at(item, &["kind"]),
+            namespace: str_at(item, &["metadata", "namespace"]),
+            name: str_at(item, &["metadata", "name"]),
+        }
+    }
+}
+
+impl std::fmt::Display for Identity<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
 /// `astronomer.io/skip-redis-data`: an Airflow Redis PVC is skipped, anything else
 /// (its StatefulSet and Service included) restored as is.
 pub fn skip_redis_data(item: &Value) -> Decision {
-    let is_pvc =
-        str_at(item, &["kind"]) == "PersistentVolumeClaim" && str_at(item, &["apiVersion"]) == "v1";
-    let labels = &item["metadata"]["labels"];
+    let id = Identity::of(item);
+    let is_pvc = id.kind == "PersistentVolumeClaim" && id.api_version == "v1";
+    let labels = item.pointer("/metadata/labels");
     if is_pvc
         && REDIS_PVC_LABELS
             .iter()
-            .all(|(k, v)| labels.get(k).and_then(Value::as_str) == Some(v))
+            .all(|(k, v)| labels.and_then(|l| l.get(k)).and_then(Value::as_str) == Some(v))
     {
         return Decision {
             outcome: Outcome::Skip,
             notes: vec![format!(
-                "not restoring Redis PVC {}/{}: Redis starts empty (stale Celery state would conflict)",
-                str_at(item, &["metadata", "namespace"]),
-                str_at(item, &["metadata", "name"])
+                "not restoring Redis PVC {id}: Redis starts empty (stale Celery state would conflict)"
             )],
         };
     }
@@ -206,94 +244,134 @@ fn replace(item: &Value) -> Outcome {
     Outcome::Replace(serde_json::to_vec(item).unwrap_or_default())
 }
 
+/// The item as `T`, or the decision to leave it alone (`secret ns/n is not a valid Secret`).
+fn decode<T: serde::de::DeserializeOwned>(item: &Value, id: &Identity) -> Result<T, Decision> {
+    serde_json::from_value(item.clone()).map_err(|_| {
+        Decision::left_alone(format!(
+            "{} {id} is not a valid {}; left alone",
+            id.kind.to_lowercase(),
+            id.kind
+        ))
+    })
+}
+
 /// `astronomer.io/db-endpoint`: rewrites what `restore endpoint` would patch, with the
 /// planner's own functions, so both give the same bytes.
 pub fn db_endpoint(item: &Value, config: Option<&EndpointConfig>) -> Decision {
     let Some(config) = config else {
         return Decision::unchanged();
     };
-    let (api, kind) = (str_at(item, &["apiVersion"]), str_at(item, &["kind"]));
-    let ns = str_at(item, &["metadata", "namespace"]);
-    let name = str_at(item, &["metadata", "name"]);
-    match (api, kind) {
-        ("v1", "Secret") => {
-            let Some(role) = secret_role(ns, name, &config.platform_namespace) else {
-                return Decision::unchanged();
-            };
-            let Ok(secret) = serde_json::from_value::<Secret>(item.clone()) else {
-                return Decision {
-                    outcome: Outcome::Unchanged,
-                    notes: vec![format!(
-                        "secret {ns}/{name} is not a valid Secret; left alone"
-                    )],
-                };
-            };
-            let planned = plan_secret(&secret, role, &plan_context(config));
-            let mut notes = planned.notes;
-            let Some(change) = planned.change else {
-                return Decision {
-                    outcome: Outcome::Unchanged,
-                    notes,
-                };
-            };
-            let mut out = item.clone();
-            for edit in &change.edits {
-                out["data"][edit.key.as_str()] = STANDARD.encode(&edit.new).into();
-            }
-            let keys: Vec<&str> = change.edits.iter().map(|e| e.key.as_str()).collect();
-            notes.push(format!(
-                "secret {ns}/{name}: {} now name the new endpoint",
-                keys.join(", ")
-            ));
-            Decision {
-                outcome: replace(&out),
-                notes,
-            }
-        }
+    let id = Identity::of(item);
+    match (id.api_version, id.kind) {
+        ("v1", "Secret") => match secret_role(id.namespace, id.name, &config.platform_namespace) {
+            Some(role) => move_secret(item, &id, role, config),
+            None => Decision::unchanged(),
+        },
         ("apps/v1", "Deployment")
-            if ns == config.platform_namespace && name == SQLPROXY_DEPLOYMENT =>
+            if id.namespace == config.platform_namespace && id.name == SQLPROXY_DEPLOYMENT =>
         {
-            let Some((from, to)) = &config.sqlproxy else {
-                return Decision::unchanged();
-            };
-            let Ok(deployment) = serde_json::from_value::<Deployment>(item.clone()) else {
-                return Decision {
-                    outcome: Outcome::Unchanged,
-                    notes: vec![format!(
-                        "deployment {ns}/{name} is not a valid Deployment; left alone"
-                    )],
-                };
-            };
-            let changes = match plan_sqlproxy(&deployment, from.as_ref(), to) {
-                Ok(c) => c,
-                // Restoring the proxy unchanged beats failing the item: `restore
-                // endpoint` reports the same problem afterwards.
-                Err(e) => {
-                    return Decision {
-                        outcome: Outcome::Unchanged,
-                        notes: vec![format!("deployment {ns}/{name} left unchanged: {e}")],
-                    };
-                }
-            };
-            if changes.is_empty() {
-                return Decision::unchanged();
-            }
-            // Only the `-instances=` elements change; every other field stays as restored.
-            let mut out = item.clone();
-            for c in &changes {
-                out["spec"]["template"]["spec"]["containers"][c.container_index]
-                    [c.field.to_string()][c.index] = c.new.clone().into();
-            }
-            Decision {
-                outcome: replace(&out),
-                notes: vec![format!(
-                    "deployment {ns}/{name}: Cloud SQL proxy now serves {}",
-                    to.as_str()
-                )],
+            match &config.sqlproxy {
+                Some((from, to)) => move_sqlproxy(item, &id, from.as_ref(), to),
+                None => Decision::unchanged(),
             }
         }
         _ => Decision::unchanged(),
     }
+}
+
+/// A database Secret of `role`, planned as `restore endpoint` plans it.
+fn move_secret(item: &Value, id: &Identity, role: Role, config: &EndpointConfig) -> Decision {
+    let secret: Secret = match decode(item, id) {
+        Ok(secret) => secret,
+        Err(decision) => return decision,
+    };
+    let planned = plan_secret(&secret, role, &plan_context(config));
+    let mut notes = planned.notes;
+    let Some(change) = planned.change else {
+        return Decision {
+            outcome: Outcome::Unchanged,
+            notes,
+        };
+    };
+    let Some(out) = with_data(item, &change.edits) else {
+        notes.push(format!("secret {id} has no object `data`; left alone"));
+        return Decision {
+            outcome: Outcome::Unchanged,
+            notes,
+        };
+    };
+    let keys: Vec<&str> = change.edits.iter().map(|e| e.key.as_str()).collect();
+    notes.push(format!(
+        "secret {id}: {} now name the new endpoint",
+        keys.join(", ")
+    ));
+    Decision {
+        outcome: replace(&out),
+        notes,
+    }
+}
+
+/// `item` with the edited `data` keys (base64), every other field as it came; `None`
+/// when `data` is neither absent, null nor an object.
+fn with_data(item: &Value, edits: &[Edit]) -> Option<Value> {
+    let mut out = item.clone();
+    let data = out.as_object_mut()?.entry("data").or_insert(Value::Null);
+    if data.is_null() {
+        *data = Value::Object(serde_json::Map::new());
+    }
+    let data = data.as_object_mut()?;
+    for edit in edits {
+        data.insert(edit.key.clone(), STANDARD.encode(&edit.new).into());
+    }
+    Some(out)
+}
+
+/// The Cloud SQL proxy Deployment, moved from `from` to `to`.
+fn move_sqlproxy(
+    item: &Value,
+    id: &Identity,
+    from: Option<&InstanceName>,
+    to: &InstanceName,
+) -> Decision {
+    let deployment: Deployment = match decode(item, id) {
+        Ok(deployment) => deployment,
+        Err(decision) => return decision,
+    };
+    let changes = match plan_sqlproxy(&deployment, from, to) {
+        Ok(c) => c,
+        // Restoring the proxy unchanged beats failing the item: `restore
+        // endpoint` reports the same problem afterwards.
+        Err(e) => return Decision::left_alone(format!("deployment {id} left unchanged: {e}")),
+    };
+    if changes.is_empty() {
+        return Decision::unchanged();
+    }
+    let Some(out) = with_elements(item, &changes) else {
+        return Decision::left_alone(format!(
+            "deployment {id}: a planned element is missing from the item; left alone"
+        ));
+    };
+    Decision {
+        outcome: replace(&out),
+        notes: vec![format!(
+            "deployment {id}: Cloud SQL proxy now serves {}",
+            to.as_str()
+        )],
+    }
+}
+
+/// `item` with the planned `-instances=` elements replaced, every other field as it
+/// came; `None` when one of them is not where the plan says.
+fn with_elements(item: &Value, changes: &[ElementChange]) -> Option<Value> {
+    let mut out = item.clone();
+    for c in changes {
+        let at = format!(
+            "/spec/template/spec/containers/{}/{}/{}",
+            c.container_index, c.field, c.index
+        );
+        *out.pointer_mut(&at)? = c.new.clone().into();
+    }
+    Some(out)
 }
 
 /// Runs one action on one item's bytes.
@@ -429,7 +507,164 @@ mod tests {
             })
     }
 
+    /// A configuration that moves the database and the Cloud SQL proxy.
+    fn config_with_sqlproxy() -> EndpointConfig {
+        EndpointConfig::from_data(
+            &[
+                ("newHost", "new.example.com"),
+                ("oldHost", "old.example.com"),
+                ("newInstance", "proj:us-east1:new-pg"),
+                ("oldInstance", "proj:us-east1:old-pg"),
+            ]
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        )
+        .unwrap()
+    }
+
+    /// Any JSON value, nested a few levels.
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            "[ -~]{0,24}".prop_map(Value::from),
+            prop::sample::select(vec![
+                "postgres://u:p@old.example.com:5432/db",
+                "-instances=proj:us-east1:old-pg=tcp:5432",
+                "[databases]\nr-metadata = host=old.example.com dbname=r port=5432\n",
+            ])
+            .prop_map(|s| Value::from(STANDARD.encode(s))),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                prop::collection::btree_map("[a-zA-Z.]{0,10}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A field that is usually one of the values the actions look for, else anything.
+    fn usually<T: Into<Value> + Clone + std::fmt::Debug + 'static>(
+        values: Vec<T>,
+    ) -> impl Strategy<Value = Value> {
+        prop_oneof![
+            4 => prop::sample::select(values).prop_map(Into::into),
+            1 => arb_json(),
+        ]
+    }
+
+    /// Arbitrary JSON objects shaped enough like the items the actions concern to reach
+    /// every branch: any field may be missing, of the wrong type, or nested oddly.
+    fn arb_any_object() -> impl Strategy<Value = Value> {
+        let known = prop::sample::select(vec![
+            ("v1", "Secret", "astronomer", BOOTSTRAP_SECRET),
+            ("v1", "Secret", "astronomer", "astronomer-houston-backend"),
+            ("v1", "Secret", "astronomer-r", "r-pgbouncer-config"),
+            ("v1", "Secret", "astronomer-r", "r-metadata"),
+            ("v1", "Secret", "astronomer-r", "r-result-backend"),
+            ("apps/v1", "Deployment", "astronomer", SQLPROXY_DEPLOYMENT),
+            (
+                "v1",
+                "PersistentVolumeClaim",
+                "astronomer-r",
+                "redis-db-r-redis-0",
+            ),
+            ("v1", "ConfigMap", "astronomer", "x"),
+        ]);
+        // Each part of a known identity is now and then replaced by any JSON.
+        let odd = || prop_oneof![4 => Just(None), 1 => arb_json().prop_map(Some)];
+        let identity =
+            (known, odd(), odd(), odd(), odd()).prop_map(|((a, k, ns, n), oa, ok, ons, on)| {
+                let pick = |odd: Option<Value>, known: &str| odd.unwrap_or_else(|| known.into());
+                (pick(ok, k), pick(oa, a), pick(on, n), pick(ons, ns))
+            });
+        let labels = prop_oneof![
+            Just(json!({"tier": "airflow", "component": "redis"})),
+            arb_json(),
+        ];
+        let container = (arb_json(), arb_json(), usually(vec!["-instances=proj:us-east1:old-pg=tcp:5432"]))
+            .prop_map(|(name, command, flag)| json!({"name": name, "command": command, "args": ["x", flag]}));
+        let spec = prop_oneof![
+            prop::collection::vec(container, 0..3)
+                .prop_map(|c| json!({"template": {"spec": {"containers": c}}})),
+            arb_json(),
+        ];
+        let data = prop_oneof![
+            prop::collection::btree_map(
+                usually(vec!["connection", "kedaConnection", "pgbouncer.ini"])
+                    .prop_map(|k| k.as_str().map_or_else(|| k.to_string(), str::to_owned)),
+                arb_json(),
+                0..4,
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+            arb_json(),
+        ];
+        (
+            (identity, labels),
+            (
+                spec,
+                data,
+                arb_json(),
+                prop::collection::vec(prop::bool::weighted(0.9), 7),
+            ),
+        )
+            .prop_map(
+                |(((kind, api, name, ns), labels), (spec, data, extra, keep))| {
+                    let mut metadata = serde_json::Map::new();
+                    for (k, v, on) in [
+                        ("name", name, keep[0]),
+                        ("namespace", ns, keep[1]),
+                        ("labels", labels, keep[2]),
+                    ] {
+                        if on {
+                            metadata.insert(k.into(), v);
+                        }
+                    }
+                    let mut item = serde_json::Map::new();
+                    for (k, v, on) in [
+                        ("kind", kind, true),
+                        ("apiVersion", api, keep[3]),
+                        ("metadata", Value::Object(metadata), keep[4]),
+                        ("spec", spec, keep[5]),
+                        ("data", data, keep[6]),
+                        ("extra", extra, true),
+                    ] {
+                        if on {
+                            item.insert(k.into(), v);
+                        }
+                    }
+                    Value::Object(item)
+                },
+            )
+    }
+
     proptest! {
+        /// Arbitrary JSON objects through both actions, with and without a configuration:
+        /// never a panic; an answer is JSON with the item's identity kept.
+        #[test]
+        fn arbitrary_objects_never_panic(item in arb_any_object()) {
+            let bytes = serde_json::to_vec(&item).unwrap();
+            let configs = [None, Some(config()), Some(config_with_sqlproxy())];
+            for action in ACTIONS {
+                for config in &configs {
+                    let Ok(decision) = execute(action, &bytes, config.as_ref()) else {
+                        continue;
+                    };
+                    if let Outcome::Replace(out) = decision.outcome {
+                        let out: Value = serde_json::from_slice(&out).unwrap();
+                        prop_assert_eq!(&out["apiVersion"], &item["apiVersion"]);
+                        prop_assert_eq!(&out["kind"], &item["kind"]);
+                        prop_assert_eq!(&out["metadata"], &item["metadata"]);
+                    }
+                }
+            }
+        }
+
         /// Whatever the item, both actions keep its identity, and everything outside
         /// `data`/`spec` stays as it came.
         #[test]

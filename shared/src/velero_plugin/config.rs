@@ -134,29 +134,33 @@ fn instance(
         .transpose()
 }
 
+/// The endpoint at host `value` (if any) and `port` (default 5432).
+fn endpoint(
+    key: &'static str,
+    value: Option<&String>,
+    port: Option<u16>,
+) -> Result<Option<Endpoint>, ConfigError> {
+    value
+        .map(|h| {
+            Ok(Endpoint {
+                host: host(key, h)?,
+                port: port.unwrap_or(5432),
+            })
+        })
+        .transpose()
+}
+
 impl EndpointConfig {
     /// Reads the ConfigMap's data.
     pub fn from_data(data: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
         let old_port = port(keys::OLD_PORT, data.get(keys::OLD_PORT))?;
-        let old = data
-            .get(keys::OLD_HOST)
-            .map(|h| -> Result<Endpoint, ConfigError> {
-                Ok(Endpoint {
-                    host: host(keys::OLD_HOST, h)?,
-                    port: old_port.unwrap_or(5432),
-                })
-            })
-            .transpose()?;
+        let old = endpoint(keys::OLD_HOST, data.get(keys::OLD_HOST), old_port)?;
         let new_port = port(keys::NEW_PORT, data.get(keys::NEW_PORT))?;
-        let new = data
-            .get(keys::NEW_HOST)
-            .map(|h| -> Result<Endpoint, ConfigError> {
-                Ok(Endpoint {
-                    host: host(keys::NEW_HOST, h)?,
-                    port: new_port.or(old_port).unwrap_or(5432),
-                })
-            })
-            .transpose()?;
+        let new = endpoint(
+            keys::NEW_HOST,
+            data.get(keys::NEW_HOST),
+            new_port.or(old_port),
+        )?;
         let sqlproxy = instance(keys::NEW_INSTANCE, data.get(keys::NEW_INSTANCE))?
             .map(|to| -> Result<_, ConfigError> {
                 Ok((

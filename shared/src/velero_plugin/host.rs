@@ -327,104 +327,139 @@ fn lines_into<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
     });
 }
 
+/// The stderr lines so far (a poisoned lock still holds them).
+fn stderr_of(output: &Arc<Mutex<Output>>) -> Vec<String> {
+    output
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .stderr
+        .clone()
+}
+
+/// `path` with Velero's arguments and environment, stdout and stderr piped.
+fn command(path: &Path, options: &LaunchOptions) -> Command {
+    let mut cmd = Command::new(path);
+    cmd.args(&options.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if !options.without_velero_env {
+        cmd.envs(VELERO_ENV);
+    } else {
+        cmd.env_remove(super::handshake::COOKIE_KEY);
+    }
+    cmd.envs(options.env.iter().cloned());
+    cmd
+}
+
+/// Spawns `cmd`, retrying a little while the binary is busy (ETXTBSY).
+async fn spawn(cmd: &mut Command, path: &Path) -> Result<Child, HostError> {
+    let mut attempts = 0;
+    loop {
+        match cmd.spawn() {
+            Ok(child) => return Ok(child),
+            // A copied binary can be briefly busy (see `install_into`); retry a little.
+            Err(e) if e.raw_os_error() == Some(26) && attempts < 20 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            Err(source) => {
+                return Err(HostError::Spawn {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// The first stdout line, within `timeout`; a process that closes stdout first has exited.
+async fn handshake_line<R: tokio::io::AsyncRead + Unpin>(
+    child: &mut Child,
+    stdout: &mut BufReader<R>,
+    timeout: Duration,
+) -> Result<String, HostError> {
+    let mut first = String::new();
+    match tokio::time::timeout(timeout, stdout.read_line(&mut first)).await {
+        Err(_) => Err(HostError::StartTimeout),
+        Ok(Ok(0) | Err(_)) => {
+            let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+                .await
+                .ok()
+                .and_then(Result::ok);
+            // Let the stderr pump catch up with what the process said last.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Err(HostError::Exited { status })
+        }
+        Ok(Ok(_)) => Ok(first),
+    }
+}
+
+/// The streams go-plugin's client opens on a new connection.
+struct Streams {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    close_broker: tokio::sync::oneshot::Sender<()>,
+    stdio_opened: bool,
+}
+
+/// As newGRPCClient: the broker stream in the background (errors ignored), then
+/// StreamStdio, where only Unavailable and Unimplemented are tolerated.
+async fn open_streams(channel: &Channel) -> Result<Streams, Status> {
+    let mut broker = GrpcBrokerClient::new(channel.clone());
+    // The request side stays open until `kill`: hyper pipes it from its own task, so
+    // only ending it (not dropping our handles) lets the connection close.
+    let (close_broker, closed) = tokio::sync::oneshot::channel::<()>();
+    let outbound =
+        futures::stream::once(closed).filter_map(|_| futures::future::ready(None::<ConnInfo>));
+    let mut tasks = vec![tokio::spawn(async move {
+        if let Ok(answer) = broker.start_stream(outbound).await {
+            let mut answer = answer.into_inner();
+            while let Ok(Some(_)) = answer.message().await {}
+        }
+    })];
+    let stdio_opened = match GrpcStdioClient::new(channel.clone()).stream_stdio(()).await {
+        Ok(stream) => {
+            let mut stream = stream.into_inner();
+            tasks.push(tokio::spawn(async move {
+                while let Ok(Some(_)) = stream.message().await {}
+            }));
+            true
+        }
+        Err(s) if matches!(s.code(), Code::Unavailable | Code::Unimplemented) => false,
+        Err(s) => return Err(s),
+    };
+    Ok(Streams {
+        tasks,
+        close_broker,
+        stdio_opened,
+    })
+}
+
 impl PluginProcess {
     /// Starts `path` as Velero does and connects to it.
     pub async fn launch(path: &Path, options: &LaunchOptions) -> Result<Self, LaunchFailure> {
         let output = Arc::new(Mutex::new(Output::default()));
-        let fail = |error: HostError, output: &Arc<Mutex<Output>>| LaunchFailure {
+        let fail = |error: HostError| LaunchFailure {
             error,
-            stderr: output.lock().map(|o| o.stderr.clone()).unwrap_or_default(),
+            stderr: stderr_of(&output),
         };
-        let mut cmd = Command::new(path);
-        cmd.args(&options.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        if !options.without_velero_env {
-            cmd.envs(VELERO_ENV);
-        } else {
-            cmd.env_remove(super::handshake::COOKIE_KEY);
-        }
-        cmd.envs(options.env.iter().cloned());
         let started = Instant::now();
-        let mut attempts = 0;
-        let mut child = loop {
-            match cmd.spawn() {
-                Ok(child) => break child,
-                // A copied binary can be briefly busy (see `install_into`); retry a little.
-                Err(e) if e.raw_os_error() == Some(26) && attempts < 20 => {
-                    attempts += 1;
-                    tokio::time::sleep(Duration::from_millis(25)).await;
-                }
-                Err(source) => {
-                    return Err(fail(
-                        HostError::Spawn {
-                            path: path.to_owned(),
-                            source,
-                        },
-                        &output,
-                    ));
-                }
-            }
-        };
+        let mut child = spawn(&mut command(path, options), path)
+            .await
+            .map_err(fail)?;
         if let Some(stderr) = child.stderr.take() {
             lines_into(BufReader::new(stderr), &output, true);
         }
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
-        let mut first = String::new();
-        let read = tokio::time::timeout(options.start_timeout, stdout.read_line(&mut first)).await;
-        match read {
-            Err(_) => return Err(fail(HostError::StartTimeout, &output)),
-            Ok(Ok(0) | Err(_)) => {
-                let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
-                    .await
-                    .ok()
-                    .and_then(Result::ok);
-                // Let the stderr pump catch up with what the process said last.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                return Err(fail(HostError::Exited { status }, &output));
-            }
-            Ok(Ok(_)) => {}
-        }
+        let first = handshake_line(&mut child, &mut stdout, options.start_timeout)
+            .await
+            .map_err(fail)?;
         let start_time = started.elapsed();
         lines_into(stdout, &output, false);
-        let handshake = Handshake::parse(&first).map_err(|e| fail(e.into(), &output))?;
-        let channel = connect(&handshake)
-            .await
-            .map_err(|e| fail(e.into(), &output))?;
-        // As newGRPCClient: the broker stream in the background (errors ignored), then
-        // StreamStdio, where only Unavailable and Unimplemented are tolerated.
-        let mut broker = GrpcBrokerClient::new(channel.clone());
-        // The request side stays open until `kill`: hyper pipes it from its own task, so
-        // only ending it (not dropping our handles) lets the connection close.
-        let (close_broker, closed) = tokio::sync::oneshot::channel::<()>();
-        let outbound =
-            futures::stream::once(closed).filter_map(|_| futures::future::ready(None::<ConnInfo>));
-        let mut streams = vec![tokio::spawn(async move {
-            if let Ok(answer) = broker.start_stream(outbound).await {
-                let mut answer = answer.into_inner();
-                while let Ok(Some(_)) = answer.message().await {}
-            }
-        })];
-        let stdio_opened = match GrpcStdioClient::new(channel.clone()).stream_stdio(()).await {
-            Ok(stream) => {
-                let mut stream = stream.into_inner();
-                streams.push(tokio::spawn(async move {
-                    while let Ok(Some(_)) = stream.message().await {}
-                }));
-                true
-            }
-            Err(s)
-                if matches!(
-                    s.code(),
-                    tonic::Code::Unavailable | tonic::Code::Unimplemented
-                ) =>
-            {
-                false
-            }
-            Err(s) => return Err(fail(s.into(), &output)),
-        };
+        let handshake = Handshake::parse(&first).map_err(|e| fail(e.into()))?;
+        let channel = connect(&handshake).await.map_err(|e| fail(e.into()))?;
+        let streams = open_streams(&channel).await.map_err(|s| fail(s.into()))?;
         Ok(PluginProcess {
             child,
             path: path.to_owned(),
@@ -432,9 +467,9 @@ impl PluginProcess {
             start_time,
             channel,
             output,
-            stdio_opened,
-            streams,
-            close_broker,
+            stdio_opened: streams.stdio_opened,
+            streams: streams.tasks,
+            close_broker: streams.close_broker,
         })
     }
 
@@ -495,10 +530,7 @@ impl PluginProcess {
 
     /// The stderr lines so far.
     pub fn stderr(&self) -> Vec<String> {
-        self.output
-            .lock()
-            .map(|o| o.stderr.clone())
-            .unwrap_or_default()
+        stderr_of(&self.output)
     }
 
     /// Velero's `Kill()`: `Shutdown` (error ignored), close, ≤2 s wait, then SIGKILL.

@@ -418,6 +418,15 @@ pub async fn serve(argv0: String) -> Result<(), ServerError> {
     Ok(())
 }
 
+/// The text of a panic payload (`panic!("...")` gives a `&str` or a `String`).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or_default()
+}
+
 /// The whole program: what `velero-plugin-astro`'s `main` calls. Arguments are Velero's
 /// own server flags and are ignored.
 pub fn main() -> ExitCode {
@@ -437,19 +446,13 @@ pub fn main() -> ExitCode {
             .location()
             .map(|l| format!("{}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        let what = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        log(Level::Error, &format!("panic: {what}"), &[("panicAt", &at)]);
+        log(
+            Level::Error,
+            &format!("panic: {}", panic_message(info.payload())),
+            &[("panicAt", &at)],
+        );
     }));
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             log(Level::Error, &ServerError::Runtime(e).to_string(), &[]);
@@ -464,5 +467,21 @@ pub fn main() -> ExitCode {
             log(Level::Error, &e.to_string(), &[]);
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_payloads_are_text() {
+        let of = |f: fn()| std::panic::catch_unwind(f).unwrap_err();
+        let literal = of(|| panic!("plain"));
+        let formatted = of(|| panic!("{}", 42));
+        let other = of(|| std::panic::panic_any(7_u8));
+        assert_eq!(panic_message(literal.as_ref()), "plain");
+        assert_eq!(panic_message(formatted.as_ref()), "42");
+        assert_eq!(panic_message(other.as_ref()), "");
     }
 }

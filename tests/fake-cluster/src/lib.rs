@@ -22,6 +22,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use store::NamespaceTermination;
+pub use velero_plugins::reset_metadata;
 pub use velero_sim::{VeleroKind, VeleroOutcome};
 
 /// How to start a `FakeCluster`.

@@ -68,7 +68,7 @@ fn parse_labels(selector: &str) -> Vec<(String, Option<String>)> {
 }
 
 /// The item as Velero hands it to actions (`resetMetadata`, status removed).
-fn reset_metadata(mut item: Value) -> Value {
+pub fn reset_metadata(mut item: Value) -> Value {
     if let Some(m) = item["metadata"].as_object_mut() {
         for k in [
             "generateName",

@@ -7,12 +7,13 @@ use astro::endpoint::target::{Endpoint, uri_endpoint};
 use astro::sqlproxy::InstanceName;
 use astro::velero_plugin::actions::{DB_ENDPOINT, SKIP_REDIS_DATA};
 use astro::velero_plugin::config::EndpointConfig;
+use astro::velero_plugin::host::PluginProcess;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use fake_cluster::{FakeCluster, Options};
+use fake_cluster::{FakeCluster, Options, reset_metadata};
 use serde_json::{Value, json};
 
-use crate::support::{RESTORE, installed, launch, stop};
+use crate::support::{Installed, RESTORE, installed, launch, stop};
 
 const NEW_HOST: &str = "astro-dr.c9z8y7x6.us-west-2.rds.amazonaws.com";
 
@@ -40,26 +41,14 @@ fn cluster(variant: Option<&str>) -> FakeCluster {
     cluster
 }
 
-/// An object as Velero hands it to a RestoreItemAction: server-set metadata and status
-/// removed (`resetMetadata`), compact JSON with sorted keys (Go's `json.Marshal`).
-fn as_restored(mut object: Value) -> Value {
-    let meta = object["metadata"].as_object_mut().unwrap();
-    for k in [
-        "generateName",
-        "selfLink",
-        "uid",
-        "resourceVersion",
-        "generation",
-        "creationTimestamp",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-        "ownerReferences",
-        "managedFields",
-    ] {
-        meta.remove(k);
-    }
-    object.as_object_mut().unwrap().remove("status");
-    object
+/// The plugin, launched against `cluster`'s API server.
+async fn launch_against(plugin: &Installed, cluster: &FakeCluster) -> PluginProcess {
+    let kubeconfig = cluster.kubeconfig_path().to_str().unwrap().to_owned();
+    launch(
+        plugin,
+        &[("KUBECONFIG", &kubeconfig), ("VELERO_NAMESPACE", "velero")],
+    )
+    .await
 }
 
 fn typed<T: serde::de::DeserializeOwned>(items: &[Value]) -> Vec<T> {
@@ -132,12 +121,7 @@ async fn check_variant(
         },
     );
     let plugin = installed();
-    let kubeconfig = cluster.kubeconfig_path().to_str().unwrap().to_owned();
-    let p = launch(
-        &plugin,
-        &[("KUBECONFIG", &kubeconfig), ("VELERO_NAMESPACE", "velero")],
-    )
-    .await;
+    let p = launch_against(&plugin, &cluster).await;
     let mut rewritten = 0;
     let everything = [
         secrets,
@@ -149,7 +133,7 @@ async fn check_variant(
     ]
     .concat();
     for object in everything {
-        let item = as_restored(object);
+        let item = reset_metadata(object);
         let bytes = serde_json::to_vec(&item).unwrap();
         let (kind, ns, name) = (
             item["kind"].as_str().unwrap().to_owned(),
@@ -257,12 +241,7 @@ async fn without_configmap_nothing_changes() {
     .unwrap();
     cluster.apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "velero"}}));
     let plugin = installed();
-    let kubeconfig = cluster.kubeconfig_path().to_str().unwrap().to_owned();
-    let p = launch(
-        &plugin,
-        &[("KUBECONFIG", &kubeconfig), ("VELERO_NAMESPACE", "velero")],
-    )
-    .await;
+    let p = launch_against(&plugin, &cluster).await;
     let uri = "postgres://u:p@astro-prod.c1x2y3z4.us-east-1.rds.amazonaws.com:5432";
     let item = json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "astronomer-bootstrap", "namespace": "astronomer"},
