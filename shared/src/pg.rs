@@ -102,29 +102,29 @@ where
                         mode: conn.sslmode().unwrap_or(crate::connection::SslMode::Prefer),
                         cause: e.to_string(),
                     })?;
-                config
-                    .connect_raw(stream, handshake)
-                    .await
-                    .map(|(client, connection)| {
-                        tokio::spawn(async move {
-                            let _keep = keep;
-                            let _ = connection.await;
-                        });
-                        client
-                    })
+                spawn_keeping(config.connect_raw(stream, handshake).await, keep)
             }
-            None => config
-                .connect_raw(stream, NoTls)
-                .await
-                .map(|(client, connection)| {
-                    tokio::spawn(async move {
-                        let _keep = keep;
-                        let _ = connection.await;
-                    });
-                    client
-                }),
+            None => spawn_keeping(config.connect_raw(stream, NoTls).await, keep),
         };
     connected.map_err(|source| connect_error(conn, source))
+}
+
+/// [`spawn_connection`] with `keep` held by the connection task until it ends.
+fn spawn_keeping<S, T, K>(
+    connected: Result<(Client, tokio_postgres::Connection<S, T>), tokio_postgres::Error>,
+    keep: K,
+) -> Result<Client, tokio_postgres::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    K: Send + 'static,
+{
+    let (client, connection) = connected?;
+    tokio::spawn(async move {
+        let _keep = keep;
+        let _ = connection.await;
+    });
+    Ok(client)
 }
 
 /// Starts the connection task; its errors surface on the next query.
@@ -135,11 +135,7 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (client, connection) = connected?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
+    spawn_keeping(connected, ())
 }
 
 /// A TLS failure (our handshake error, or the driver's "server does not support TLS")

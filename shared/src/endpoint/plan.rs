@@ -307,6 +307,20 @@ pub fn plan_secret(secret: &Secret, role: Role, ctx: &PlanContext) -> Planned {
     out
 }
 
+/// The text of `key`, or a note that the secret is left alone without it.
+fn required_text(
+    secret: &Secret,
+    key: &str,
+    label: &str,
+    notes: &mut Vec<String>,
+) -> Option<String> {
+    let text = secret_text(secret, key);
+    if text.is_none() {
+        notes.push(format!("secret {label} has no `{key}` key; left alone"));
+    }
+    text
+}
+
 /// `connection` of the bootstrap and `*-backend` secrets (a placeholder is left for the
 /// bootstrapper to rewrite).
 fn backend_edits(
@@ -316,10 +330,7 @@ fn backend_edits(
     ctx: &PlanContext,
     notes: &mut Vec<String>,
 ) -> Vec<Edit> {
-    let Some(value) = secret_text(secret, "connection") else {
-        notes.push(format!(
-            "secret {label} has no `connection` key; left alone"
-        ));
+    let Some(value) = required_text(secret, "connection", label, notes) else {
         return Vec::new();
     };
     match rewrite_uri(&value, endpoint, ctx.target.userinfo.as_deref()) {
@@ -348,10 +359,7 @@ fn pgbouncer_edits(
     ctx: &PlanContext,
     notes: &mut Vec<String>,
 ) -> Vec<Edit> {
-    let Some(ini) = secret_text(secret, "pgbouncer.ini") else {
-        notes.push(format!(
-            "secret {label} has no `pgbouncer.ini` key; left alone"
-        ));
+    let Some(ini) = required_text(secret, "pgbouncer.ini", label, notes) else {
         return Vec::new();
     };
     let rewrite = pgbouncer_ini::rewrite_databases_endpoint(&ini, &endpoint.host, endpoint.port);
