@@ -573,7 +573,7 @@ async fn create_restore(
     let now = jiff::Timestamp::now();
     for attempt in 1..=10 {
         let restore: Restore = serde_json::from_value(plan::restore_object(plan)).map_err(|e| {
-            Error::usage(format!("internal: Restore object: {e}"), "report this bug")
+            Error::Internal(format!("Restore object: {e}"))
         })?;
         match api.create(&PostParams::default(), &restore).await {
             Ok(_) => return Ok(()),
