@@ -572,9 +572,8 @@ async fn create_restore(
 ) -> Result<()> {
     let now = jiff::Timestamp::now();
     for attempt in 1..=10 {
-        let restore: Restore = serde_json::from_value(plan::restore_object(plan)).map_err(|e| {
-            Error::Internal(format!("Restore object: {e}"))
-        })?;
+        let restore: Restore = serde_json::from_value(plan::restore_object(plan))
+            .map_err(|e| Error::Internal(format!("Restore object: {e}")))?;
         match api.create(&PostParams::default(), &restore).await {
             Ok(_) => return Ok(()),
             Err(kube::Error::Api(s)) if s.code == 409 && attempt < 10 => {
