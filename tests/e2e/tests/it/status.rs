@@ -641,7 +641,7 @@ fn softdeleted_restorable_nearing_the_cleanup_warns_then_a_recent_deletion_is_ok
     let c = one(&after, "softdeleted.restorable", "celestial-zenith-1234").clone();
     pg.query(
         &db,
-        r#"UPDATE "houston$default"."Deployment" SET "deletedAt" = (now() AT TIME ZONE 'UTC') - interval '1 day' WHERE "releaseName" = 'celestial-zenith-1234'"#,
+        r#"UPDATE "houston$default"."Deployment" SET "deletedAt" = (now() AT TIME ZONE 'UTC') - interval '1 day 1 hour' WHERE "releaseName" = 'celestial-zenith-1234'"#,
     );
     let (_, fixed) = report(&cluster, &[]);
     pg.drop_database(&db);
@@ -650,7 +650,7 @@ fn softdeleted_restorable_nearing_the_cleanup_warns_then_a_recent_deletion_is_ok
     assert!(c["message"].as_str().unwrap().contains("nearing"), "{c}");
     let c = one(&fixed, "softdeleted.restorable", "celestial-zenith-1234");
     assert_eq!(c["verdict"], "ok", "{c}");
-    assert_eq!(c["daysLeft"], 13, "{c}");
+    assert_eq!(c["daysLeft"], 12, "{c}");
 }
 
 #[test]
