@@ -86,23 +86,42 @@ fn wait_backup(cluster: &FakeCluster, name: &str) {
     panic!("backup {name} did not complete");
 }
 
-/// Fixes every finding of the fixture: a fresh backup of the nightly schedule, the Redis
-/// policy referenced by it, Helm values naming the secrets' host.
-fn fix(cluster: &FakeCluster) {
-    let mut schedule = cluster
-        .get("velero.io/v1", "Schedule", Some("velero"), "astro-nightly")
-        .unwrap();
-    schedule["spec"]["template"]["resourcePolicy"] =
-        json!({"kind": "configmap", "name": astro::backup::plan::POLICY_CONFIGMAP});
-    // The pool namespace of dt-prod (variant-d) was created after the schedule.
-    schedule["spec"]["template"]["includedNamespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!("data-team-prod"));
-    let included = schedule["spec"]["template"]["includedNamespaces"].clone();
-    cluster.apply(schedule);
+/// Changes the Velero object `kind`/`name` in namespace velero with `edit`.
+fn edit_velero(cluster: &FakeCluster, kind: &str, name: &str, edit: impl FnOnce(&mut Value)) {
+    let mut o = cluster
+        .get("velero.io/v1", kind, Some("velero"), name)
+        .unwrap_or_else(|| panic!("{kind} {name}"));
+    edit(&mut o);
+    cluster.apply(o);
+}
+
+/// The nightly schedule also backs up the pool namespace of dt-prod (variant-d), which
+/// was created after the schedule.
+fn include_pool_namespace(cluster: &FakeCluster) {
+    edit_velero(cluster, "Schedule", "astro-nightly", |s| {
+        s["spec"]["template"]["includedNamespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("data-team-prod"));
+    });
+}
+
+/// The Redis policy ConfigMap, referenced by the nightly schedule.
+fn reference_redis_policy(cluster: &FakeCluster) {
+    edit_velero(cluster, "Schedule", "astro-nightly", |s| {
+        s["spec"]["template"]["resourcePolicy"] =
+            json!({"kind": "configmap", "name": astro::backup::plan::POLICY_CONFIGMAP});
+    });
     cluster
         .apply(serde_json::to_value(astro::backup::plan::plan_policy_configmap("velero")).unwrap());
+}
+
+/// A backup of the nightly schedule taken now (what the schedule includes), completed.
+fn fresh_backup(cluster: &FakeCluster) {
+    let included = cluster
+        .get("velero.io/v1", "Schedule", Some("velero"), "astro-nightly")
+        .unwrap()["spec"]["template"]["includedNamespaces"]
+        .clone();
     cluster.apply(json!({
         "apiVersion": "velero.io/v1", "kind": "Backup",
         "metadata": {"name": "astro-nightly-fresh", "namespace": "velero",
@@ -110,6 +129,10 @@ fn fix(cluster: &FakeCluster) {
         "spec": {"includedNamespaces": included, "storageLocation": "default"}
     }));
     wait_backup(cluster, "astro-nightly-fresh");
+}
+
+/// The deployments' Helm values name the secrets' (pods-only) database host.
+fn fix_helm_values(cluster: &FakeCluster) {
     let host = e2e_tests::PODS_ONLY_DB_HOST;
     for ns in cluster.list("v1", "Namespace", None) {
         let ns = ns["metadata"]["name"].as_str().unwrap().to_owned();
@@ -136,7 +159,22 @@ fn fix(cluster: &FakeCluster) {
     }
 }
 
+/// Fixes every finding of the fixture: a fresh backup of the nightly schedule (which now
+/// includes the pool namespace), the Redis policy referenced by it, Helm values naming
+/// the secrets' host.
+fn fix(cluster: &FakeCluster) {
+    include_pool_namespace(cluster);
+    reference_redis_policy(cluster);
+    fresh_backup(cluster);
+    fix_helm_values(cluster);
+}
+
 fn dumps() -> tempfile::TempDir {
+    dumps_aged(std::time::Duration::ZERO)
+}
+
+/// A `--dumps` directory whose one dump was written `ago` before now.
+fn dumps_aged(ago: std::time::Duration) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("houston.dump");
     std::fs::write(&path, b"PGDMP fixture").unwrap();
@@ -144,7 +182,7 @@ fn dumps() -> tempfile::TempDir {
     std::fs::File::options()
         .write(true)
         .open(&path)
-        .and_then(|f| f.set_modified(std::time::SystemTime::now()))
+        .and_then(|f| f.set_modified(std::time::SystemTime::now() - ago))
         .unwrap();
     dir
 }
@@ -283,7 +321,7 @@ fn fixed_platform_exits_0_and_each_verdict_flips() {
 }
 
 #[test]
-fn velero_not_answering_exits_3() {
+fn velero_server_not_answering_exits_3_then_answering_is_ok() {
     let cluster = start_fixable();
     fix(&cluster);
     cluster.velero_set_server_down(true);
@@ -304,10 +342,212 @@ fn velero_not_answering_exits_3() {
         "unknown"
     );
     assert_eq!(leftovers(&cluster), Vec::<String>::new());
+    cluster.velero_set_server_down(false);
+    let (code, r) = report(&cluster, &["--dumps", dir.path().to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{r:#}");
+    assert_eq!(verdict(&r, "velero.server", "server"), "ok");
+    assert_eq!(
+        verdict(&r, "backup.age", "astronomer-weightless-meteor-5042"),
+        "ok"
+    );
 }
 
 #[test]
-fn a_namespace_created_after_the_schedule_is_flagged_then_covered() {
+fn velero_location_unavailable_or_read_only_fails_then_available_is_ok() {
+    let cluster = start_fixable();
+    fix(&cluster);
+    let dir = dumps();
+    let dumps = ["--dumps", dir.path().to_str().unwrap()];
+    edit_velero(&cluster, "BackupStorageLocation", "default", |l| {
+        l["status"]["phase"] = json!("Unavailable");
+        l["status"]["message"] =
+            json!("BackupStorageLocation \"default\" is unavailable: NoSuchBucket");
+    });
+    let (code, r) = report(&cluster, &dumps);
+    assert_eq!(code, Some(1), "{r:#}");
+    let c = one(&r, "velero.location", "default");
+    assert_eq!(c["verdict"], "fail", "{c}");
+    assert!(
+        c["message"].as_str().unwrap().contains("NoSuchBucket"),
+        "{c}"
+    );
+    edit_velero(&cluster, "BackupStorageLocation", "default", |l| {
+        l["status"]["phase"] = json!("Available");
+        l["status"].as_object_mut().unwrap().remove("message");
+        l["spec"]["accessMode"] = json!("ReadOnly");
+    });
+    let (code, r) = report(&cluster, &dumps);
+    assert_eq!(code, Some(1), "{r:#}");
+    let c = one(&r, "velero.location", "default");
+    assert_eq!(c["verdict"], "fail", "{c}");
+    assert!(c["message"].as_str().unwrap().contains("ReadOnly"), "{c}");
+    assert!(c["nextStep"].as_str().unwrap().contains("ReadWrite"), "{c}");
+    edit_velero(&cluster, "BackupStorageLocation", "default", |l| {
+        l["spec"]["accessMode"] = json!("ReadWrite");
+    });
+    let (code, r) = report(&cluster, &dumps);
+    assert_eq!(code, Some(0), "{r:#}");
+    assert_eq!(verdict(&r, "velero.location", "default"), "ok");
+}
+
+#[test]
+fn schedule_runs_paused_or_failed_validation_then_enabled_is_ok() {
+    let cluster = start_fixable();
+    fix(&cluster);
+    let dir = dumps();
+    let dumps = ["--dumps", dir.path().to_str().unwrap()];
+    edit_velero(&cluster, "Schedule", "astro-nightly", |s| {
+        s["spec"]["paused"] = json!(true);
+    });
+    let (_, r) = report(&cluster, &dumps);
+    let c = one(&r, "schedule.runs", "astro-nightly");
+    assert_eq!(c["verdict"], "warn", "{c}");
+    assert!(c["message"].as_str().unwrap().contains("paused"), "{c}");
+    edit_velero(&cluster, "Schedule", "astro-nightly", |s| {
+        s["spec"]["paused"] = json!(false);
+        s["status"]["phase"] = json!("FailedValidation");
+        s["status"]["validationErrors"] = json!(["invalid schedule: 0 1 * *"]);
+    });
+    let (code, r) = report(&cluster, &dumps);
+    assert_eq!(code, Some(1), "{r:#}");
+    let c = one(&r, "schedule.runs", "astro-nightly");
+    assert_eq!(c["verdict"], "fail", "{c}");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("FailedValidation: invalid schedule"),
+        "{c}"
+    );
+    edit_velero(&cluster, "Schedule", "astro-nightly", |s| {
+        s["status"] = json!({"phase": "Enabled"});
+    });
+    let (code, r) = report(&cluster, &dumps);
+    assert_eq!(code, Some(0), "{r:#}");
+    assert_eq!(verdict(&r, "schedule.runs", "astro-nightly"), "ok");
+}
+
+#[test]
+fn schedule_runs_missed_fails_then_a_recent_run_is_ok() {
+    let cluster = start_fixable();
+    // Hourly: the fixture's newest run (yesterday 01:00) is a missed run ago at any time of day.
+    edit_velero(&cluster, "Schedule", "astro-nightly", |s| {
+        s["spec"]["schedule"] = json!("0 * * * *");
+    });
+    let (_, r) = report(&cluster, &[]);
+    let c = one(&r, "schedule.runs", "astro-nightly");
+    assert_eq!(c["verdict"], "fail", "{c}");
+    assert!(c["message"].as_str().unwrap().contains("missed"), "{c}");
+    fresh_backup(&cluster);
+    let (_, r) = report(&cluster, &[]);
+    let c = one(&r, "schedule.runs", "astro-nightly");
+    assert_eq!(c["verdict"], "ok", "{c}");
+}
+
+#[test]
+fn backup_age_none_or_too_old_fails_then_a_fresh_backup_is_ok() {
+    let cluster = start_fixable();
+    let args = ["--max-age", "2h"];
+    let (_, r) = report(&cluster, &args);
+    // The newest fixture backup is from yesterday 01:00; the pool namespace is in none.
+    let old = one(&r, "backup.age", "astronomer-weightless-meteor-5042");
+    assert_eq!(old["verdict"], "fail", "{old}");
+    assert_eq!(
+        old["backup"],
+        fixture_name("astro-nightly-20261124010000").as_str()
+    );
+    assert_eq!(verdict(&r, "backup.age", "data-team-prod"), "fail");
+    include_pool_namespace(&cluster);
+    fresh_backup(&cluster);
+    let (_, r) = report(&cluster, &args);
+    for ns in [
+        "astronomer",
+        "astronomer-weightless-meteor-5042",
+        "data-team-prod",
+    ] {
+        let c = one(&r, "backup.age", ns);
+        assert_eq!(c["verdict"], "ok", "{c}");
+        assert_eq!(c["backup"], "astro-nightly-fresh", "{c}");
+    }
+}
+
+#[test]
+fn redis_policy_missing_warns_then_the_policy_or_the_velero_plugin_is_ok() {
+    let cluster = start_fixable();
+    let policy = astro::backup::plan::POLICY_CONFIGMAP;
+    let (_, r) = report(&cluster, &[]);
+    let c = one(&r, "redis.policy", policy);
+    assert_eq!(c["verdict"], "warn", "{c}");
+    assert!(c["message"].as_str().unwrap().contains("missing"), "{c}");
+    // The alternative: the Velero plugin that skips Redis data, as the server reports it.
+    let plugin = astro::status::checks::REDIS_PLUGIN;
+    cluster.velero_set_plugins(&[
+        ("ObjectStore", "velero.io/aws"),
+        ("RestoreItemAction", plugin),
+    ]);
+    let (_, r) = report(&cluster, &[]);
+    let c = one(&r, "redis.policy", policy);
+    assert_eq!(c["verdict"], "ok", "{c}");
+    assert!(c["message"].as_str().unwrap().contains(plugin), "{c}");
+    cluster.velero_set_plugins(&[("ObjectStore", "velero.io/aws")]);
+    // The ConfigMap alone is not enough: the schedule must reference it.
+    cluster
+        .apply(serde_json::to_value(astro::backup::plan::plan_policy_configmap("velero")).unwrap());
+    let (_, r) = report(&cluster, &[]);
+    let c = one(&r, "redis.policy", policy);
+    assert_eq!(c["verdict"], "warn", "{c}");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not reference"),
+        "{c}"
+    );
+    reference_redis_policy(&cluster);
+    let (_, r) = report(&cluster, &[]);
+    assert_eq!(verdict(&r, "redis.policy", policy), "ok");
+}
+
+#[test]
+fn database_dump_missing_or_too_old_warns_then_a_fresh_dump_is_ok() {
+    let cluster = start();
+    let (_, r) = report(&cluster, &[]);
+    assert_eq!(verdict(&r, "database.dump", "houston"), "warn");
+    let empty = tempfile::tempdir().unwrap();
+    let (_, r) = report(&cluster, &["--dumps", empty.path().to_str().unwrap()]);
+    let c = one(&r, "database.dump", "houston");
+    assert_eq!(c["verdict"], "warn", "{c}");
+    assert!(c["message"].as_str().unwrap().contains("no dump"), "{c}");
+    let old = dumps_aged(std::time::Duration::from_secs(3 * 86400));
+    let (_, r) = report(&cluster, &["--dumps", old.path().to_str().unwrap()]);
+    let c = one(&r, "database.dump", "houston");
+    assert_eq!(c["verdict"], "warn", "{c}");
+    assert!(c["message"].as_str().unwrap().contains("old"), "{c}");
+    let fresh = dumps();
+    let (_, r) = report(&cluster, &["--dumps", fresh.path().to_str().unwrap()]);
+    let c = one(&r, "database.dump", "houston");
+    assert_eq!(c["verdict"], "ok", "{c}");
+}
+
+#[test]
+fn endpoint_helm_naming_another_host_warns_then_the_secrets_host_is_ok() {
+    let cluster = start_fixable();
+    let (_, r) = report(&cluster, &[]);
+    assert_eq!(
+        verdict(&r, "endpoint.helm", "weightless-meteor-5042"),
+        "warn"
+    );
+    fix_helm_values(&cluster);
+    let (_, r) = report(&cluster, &[]);
+    let helm = checks(&r, "endpoint.helm", None);
+    assert!(!helm.is_empty(), "{r:#}");
+    for c in helm {
+        assert_eq!(c["verdict"], "ok", "{c}");
+    }
+}
+
+#[test]
+fn schedule_coverage_flags_a_namespace_created_after_the_schedule_then_covers_it() {
     let cluster = start_fixable();
     fix(&cluster);
     cluster.apply(
@@ -339,7 +579,7 @@ fn a_namespace_created_after_the_schedule_is_flagged_then_covered() {
 }
 
 #[test]
-fn placeholder_houston_backend_warns() {
+fn database_secret_placeholder_warns_then_a_postgres_url_is_ok() {
     let cluster = cluster_builder()
         .pods_only_db()
         .variants(&["placeholder"])
@@ -353,10 +593,35 @@ fn placeholder_houston_backend_warns() {
         !checks(&r, "softdeleted.restorable", None).is_empty(),
         "{r:#}"
     );
+    // The bootstrapper's rewrite: the bootstrap server's URL with Houston's database.
+    let bootstrap = cluster
+        .get("v1", "Secret", Some("astronomer"), "astronomer-bootstrap")
+        .unwrap();
+    let server = base64::engine::general_purpose::STANDARD
+        .decode(bootstrap["data"]["connection"].as_str().unwrap())
+        .unwrap();
+    let url = format!(
+        "{}/astronomer_houston?schema=houston%24default",
+        String::from_utf8(server).unwrap()
+    );
+    let mut secret = cluster
+        .get(
+            "v1",
+            "Secret",
+            Some("astronomer"),
+            "astronomer-houston-backend",
+        )
+        .unwrap();
+    secret["data"] = json!({});
+    secret["stringData"] = json!({"connection": url});
+    cluster.apply(secret);
+    let (_, r) = report(&cluster, &[]);
+    let c = one(&r, "database.secret", "astronomer-houston-backend");
+    assert_eq!(c["verdict"], "ok", "{c}");
 }
 
 #[test]
-fn soft_deleted_deployment_nearing_the_cleanup_warns() {
+fn softdeleted_restorable_nearing_the_cleanup_warns_then_a_recent_deletion_is_ok() {
     let pg = e2e_tests::pg();
     let db = pg.clone_database("astronomer_houston");
     let cluster = cluster_builder()
@@ -373,134 +638,110 @@ fn soft_deleted_deployment_nearing_the_cleanup_warns() {
         r#"UPDATE "houston$default"."Deployment" SET "deletedAt" = (now() AT TIME ZONE 'UTC') - interval '12 days 1 hour' WHERE "releaseName" = 'celestial-zenith-1234'"#,
     );
     let (_, after) = report(&cluster, &[]);
-    let c = one(&after, "softdeleted.restorable", "celestial-zenith-1234");
+    let c = one(&after, "softdeleted.restorable", "celestial-zenith-1234").clone();
+    pg.query(
+        &db,
+        r#"UPDATE "houston$default"."Deployment" SET "deletedAt" = (now() AT TIME ZONE 'UTC') - interval '1 day 1 hour' WHERE "releaseName" = 'celestial-zenith-1234'"#,
+    );
+    let (_, fixed) = report(&cluster, &[]);
     pg.drop_database(&db);
     assert_eq!(c["verdict"], "warn", "{c}");
     assert_eq!(c["daysLeft"], 1);
     assert!(c["message"].as_str().unwrap().contains("nearing"), "{c}");
-}
-
-/// One parsed sample: metric name, labels, value.
-type Sample = (String, Vec<(String, String)>, f64);
-
-/// A validator of the Prometheus text exposition format (0.0.4): HELP/TYPE comments,
-/// `name{label="value",...} number` samples with escaped label values, TYPE before samples.
-fn parse_prometheus(text: &str) -> Result<Vec<Sample>, String> {
-    let mut typed = std::collections::BTreeSet::new();
-    let mut samples = Vec::new();
-    let name_ok = |n: &str| {
-        !n.is_empty()
-            && n.chars().enumerate().all(|(i, c)| {
-                c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())
-            })
-    };
-    for (i, line) in text.lines().enumerate() {
-        let err = |m: &str| format!("line {}: {m}: {line}", i + 1);
-        if line.is_empty() {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# ") {
-            let mut parts = rest.splitn(3, ' ');
-            match (parts.next(), parts.next(), parts.next()) {
-                (Some("TYPE"), Some(n), Some(t)) => {
-                    if !name_ok(n)
-                        || !["gauge", "counter", "untyped", "summary", "histogram"].contains(&t)
-                    {
-                        return Err(err("bad TYPE"));
-                    }
-                    if !typed.insert(n.to_owned()) {
-                        return Err(err("TYPE twice"));
-                    }
-                }
-                (Some("HELP"), Some(n), _) if name_ok(n) => {}
-                _ => return Err(err("bad comment")),
-            }
-            continue;
-        }
-        let (name, rest) = match line.find(['{', ' ']) {
-            Some(p) => line.split_at(p),
-            None => return Err(err("no value")),
-        };
-        if !name_ok(name) || !typed.contains(name) {
-            return Err(err("bad or untyped metric name"));
-        }
-        let mut labels = Vec::new();
-        let mut rest = rest;
-        if let Some(body) = rest.strip_prefix('{') {
-            // name="value" pairs separated by commas, up to the closing brace.
-            let mut it = body.char_indices();
-            let close = loop {
-                let mut lname = String::new();
-                let mut c = it.next().ok_or_else(|| err("unterminated labels"))?;
-                if c.1 == '}' && labels.is_empty() {
-                    break c.0;
-                }
-                while c.1 != '=' {
-                    lname.push(c.1);
-                    c = it.next().ok_or_else(|| err("label without value"))?;
-                }
-                if !name_ok(&lname) || it.next().map(|c| c.1) != Some('"') {
-                    return Err(err("bad label"));
-                }
-                let mut value = String::new();
-                loop {
-                    match it.next().ok_or_else(|| err("unterminated label value"))?.1 {
-                        '\\' => match it.next().map(|c| c.1) {
-                            Some('n') => value.push('\n'),
-                            Some(e @ ('\\' | '"')) => value.push(e),
-                            _ => return Err(err("bad escape")),
-                        },
-                        '"' => break,
-                        ch => value.push(ch),
-                    }
-                }
-                labels.push((lname, value));
-                match it.next() {
-                    Some((_, ',')) => {}
-                    Some((p, '}')) => break p,
-                    _ => return Err(err("expected , or }")),
-                }
-            };
-            rest = &body[close + 1..];
-        }
-        let value = rest
-            .strip_prefix(' ')
-            .ok_or_else(|| err("no space before value"))?;
-        let value: f64 = value
-            .split(' ')
-            .next()
-            .unwrap_or("")
-            .parse()
-            .map_err(|_| err("bad value"))?;
-        samples.push((name.to_owned(), labels, value));
-    }
-    Ok(samples)
+    let c = one(&fixed, "softdeleted.restorable", "celestial-zenith-1234");
+    assert_eq!(c["verdict"], "ok", "{c}");
+    assert_eq!(c["daysLeft"], 12, "{c}");
 }
 
 #[test]
 fn prometheus_output_parses() {
+    use prometheus_parse::{LineInfo, Scrape, Value as Prom};
     let cluster = start();
     let out = run(&cluster, &["-o", "prometheus"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let body = String::from_utf8_lossy(&out.stdout);
-    let samples = parse_prometheus(&body).unwrap_or_else(|e| panic!("{e}\n{body}"));
-    let age = samples
-        .iter()
-        .find(|(n, l, _)| {
-            n == "astro_dr_last_backup_age_seconds"
-                && l.contains(&("release".into(), "weightless-meteor-5042".into()))
-        })
-        .unwrap_or_else(|| panic!("{body}"));
-    assert!(age.2 > 0.0);
-    assert!(samples.iter().any(|(n, l, v)| n == "astro_dr_check_ok"
-        && l.contains(&("check".into(), "redis.policy".into()))
-        && *v == 1.0));
-    assert!(
-        samples
+    let body = String::from_utf8_lossy(&out.stdout).into_owned();
+    // The parser skips what it cannot read: every line must be one it recognises.
+    for line in body.lines() {
+        assert!(
+            !matches!(LineInfo::parse(line), LineInfo::Ignored),
+            "unparsable line {line:?}\n{body}"
+        );
+    }
+    let scrape = Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let sample_lines = body
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .count();
+    assert_eq!(scrape.samples.len(), sample_lines, "{body}");
+    let gauge = |s: &prometheus_parse::Sample| match s.value {
+        Prom::Gauge(v) => v,
+        ref other => panic!("{} is not a gauge: {other:?}\n{body}", s.metric),
+    };
+    for name in [
+        "astro_dr_check_ok",
+        "astro_dr_last_backup_age_seconds",
+        "astro_dr_soft_deleted_days_left",
+        "astro_dr_checks",
+        "astro_dr_status_timestamp_seconds",
+    ] {
+        assert!(scrape.docs.contains_key(name), "no HELP for {name}\n{body}");
+        assert!(
+            scrape.samples.iter().any(|s| s.metric == name),
+            "no {name}\n{body}"
+        );
+    }
+    let named = |metric: &str, label: &str, value: &str| {
+        scrape
+            .samples
             .iter()
-            .any(|(n, l, _)| n == "astro_dr_soft_deleted_days_left"
-                && l.contains(&("release".into(), "celestial-zenith-1234".into())))
+            .filter(|s| s.metric == metric && s.labels.get(label) == Some(value))
+            .map(gauge)
+            .collect::<Vec<f64>>()
+    };
+    let age = named(
+        "astro_dr_last_backup_age_seconds",
+        "release",
+        "weightless-meteor-5042",
     );
-    assert!(parse_prometheus("astro_x 1\n").is_err());
-    assert!(parse_prometheus("# TYPE a gauge\na{b=\"c} 1\n").is_err());
+    assert_eq!(age.len(), 1, "{body}");
+    assert!(age[0] > 0.0, "{body}");
+    // One astro_dr_check_ok per check of the JSON report, 1 for ok or warn, else 0.
+    let (_, r) = report(&cluster, &[]);
+    let all = r["checks"].as_array().unwrap();
+    let check_ok: Vec<_> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "astro_dr_check_ok")
+        .collect();
+    assert_eq!(check_ok.len(), all.len(), "{body}");
+    for s in &check_ok {
+        let v = gauge(s);
+        assert!(v == 0.0 || v == 1.0, "{s:?}");
+        let verdict = s.labels.get("verdict").unwrap();
+        assert_eq!(v == 1.0, matches!(verdict, "ok" | "warn"), "{s:?}");
+        assert!(
+            all.iter()
+                .any(|c| c["check"] == s.labels.get("check").unwrap()
+                    && c["subject"] == s.labels.get("subject").unwrap()
+                    && c["verdict"] == verdict),
+            "{s:?} not in the JSON report"
+        );
+    }
+    assert_eq!(
+        named("astro_dr_check_ok", "check", "redis.policy"),
+        vec![1.0]
+    );
+    let fails = named("astro_dr_checks", "verdict", "fail");
+    assert_eq!(
+        fails,
+        vec![r["summary"]["fail"].as_f64().unwrap()],
+        "{body}"
+    );
+    let left = named(
+        "astro_dr_soft_deleted_days_left",
+        "release",
+        "celestial-zenith-1234",
+    );
+    assert_eq!(left.len(), 1, "{body}");
+    assert!((10.0..=11.0).contains(&left[0]), "{body}");
 }
