@@ -2,6 +2,7 @@
 
 mod backup;
 mod dbconn;
+mod dry_run;
 mod endpoint;
 mod fixtures;
 mod fixtures_pg;
