@@ -548,9 +548,11 @@ pub async fn collect(
         )
     };
 
+    // `buffered`, not `buffer_unordered`: the checks come out in namespace order on every
+    // run, so the report is the same for the same cluster (and diffable).
     let helm: Vec<HelmFacts> = futures::stream::iter(&namespaces.deployments)
         .map(|ns| collect_helm(client, ns))
-        .buffer_unordered(opts.concurrency.max(1))
+        .buffered(opts.concurrency.max(1))
         .collect::<Vec<_>>()
         .await
         .into_iter()
