@@ -10,5 +10,6 @@ mod harness;
 mod krew;
 mod restore;
 mod sandbox;
+mod snapshot;
 mod status;
 mod tls;
