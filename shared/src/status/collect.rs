@@ -642,7 +642,8 @@ async fn holdings_if_answered(
     (holdings, 0)
 }
 
-/// The Helm facts of every deployment namespace, `concurrency` namespaces at a time.
+/// The Helm facts of every deployment namespace, `concurrency` namespaces at a time, in
+/// namespace order (`buffered`): the report is the same on every run, so it diffs.
 async fn collect_all_helm(
     client: &Client,
     deployments: &[String],
@@ -650,7 +651,7 @@ async fn collect_all_helm(
 ) -> Result<Vec<HelmFacts>, KubeError> {
     let per_namespace = futures::stream::iter(deployments)
         .map(|ns| collect_helm(client, ns))
-        .buffer_unordered(concurrency.max(1))
+        .buffered(concurrency.max(1))
         .collect::<Vec<_>>()
         .await;
     let per_namespace = per_namespace

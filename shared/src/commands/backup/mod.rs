@@ -202,13 +202,23 @@ pub struct DescribeArgs {
     pub output: OutputFormat,
 }
 
-/// Renders objects for `-o json|yaml` (one object as itself, several as a `List`) or as
-/// YAML documents for text (dry runs print objects as YAML).
+/// Renders results for `-o json|yaml` (one object as itself, as `kubectl get -o json`,
+/// several as a `List`) or as YAML documents for text. Dry runs use [`print_dry_run`].
 pub fn render_objects(values: &[serde_json::Value], output: OutputFormat) -> Result<String> {
     Ok(match (output, values) {
         (OutputFormat::Json, [one]) => crate::output::to_json(one, "the object")?,
         _ => crate::output::render_objects(output, values)?,
     })
+}
+
+/// `--dry-run`: the objects as the apply-able stream of every command (YAML documents, or
+/// a `v1 List` with `-o json` even for one object), for `kubectl create -f -`.
+fn print_dry_run(values: &[serde_json::Value], output: OutputFormat) -> Result<()> {
+    let format = match output {
+        OutputFormat::Text => OutputFormat::Yaml,
+        other => other,
+    };
+    Ok(crate::output::emit_objects(format, values)?)
 }
 
 fn print(text: &str) -> Result<()> {
@@ -280,12 +290,12 @@ async fn run_create(global: &GlobalArgs, args: CreateArgs) -> Result<ExitStatus>
     let plan =
         create::prepare(&client, &global.site(), &scope, args.name.as_deref(), &opts).await?;
     if args.dry_run {
-        print(&render_objects(
+        print_dry_run(
             &plan
                 .objects()
                 .map_err(|e| Error::Internal(format!("objects: {e}")))?,
             args.output,
-        )?)?;
+        )?;
         return Ok(ExitStatus::Success);
     }
     let name = plan.backup.metadata.name.clone().unwrap_or_default();
@@ -350,12 +360,12 @@ async fn run_schedule(global: &GlobalArgs, command: ScheduleCommand) -> Result<E
             .await?;
             let next = schedule::describe_next_runs(&plan.cron, Timestamp::now()).join("\n") + "\n";
             if args.dry_run {
-                print(&render_objects(
+                print_dry_run(
                     &plan
                         .objects()
                         .map_err(|e| Error::Internal(format!("objects: {e}")))?,
                     args.output,
-                )?)?;
+                )?;
                 eprint!("{next}");
                 return Ok(ExitStatus::Success);
             }

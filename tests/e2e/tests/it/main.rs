@@ -2,6 +2,7 @@
 
 mod backup;
 mod dbconn;
+mod dry_run;
 mod endpoint;
 mod fixtures;
 mod fixtures_pg;
@@ -9,5 +10,6 @@ mod harness;
 mod krew;
 mod restore;
 mod sandbox;
+mod snapshot;
 mod status;
 mod tls;
