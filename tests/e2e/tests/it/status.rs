@@ -745,3 +745,48 @@ fn prometheus_output_parses() {
     assert_eq!(left.len(), 1, "{body}");
     assert!((10.0..=11.0).contains(&left[0]), "{body}");
 }
+
+#[test]
+fn database_houston_unreadable_is_unknown_then_readable_rows_are_checked() {
+    // houston-backend names a database that does not exist.
+    let cluster = cluster_builder()
+        .pods_only_db()
+        .substitute("/astronomer_houston?", "/astronomer_houston_gone?")
+        .start();
+    let (_, r) = report(&cluster, &[]);
+    let c = one(&r, "database.houston", "houston");
+    assert_eq!(c["verdict"], "unknown", "{c}");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot read Houston"),
+        "{c}"
+    );
+    assert!(checks(&r, "softdeleted.restorable", None).is_empty());
+
+    // Point it back at Houston's database: the rows are read and checked.
+    let mut secret = cluster
+        .get(
+            "v1",
+            "Secret",
+            Some("astronomer"),
+            "astronomer-houston-backend",
+        )
+        .unwrap();
+    let url = base64::engine::general_purpose::STANDARD
+        .decode(secret["data"]["connection"].as_str().unwrap())
+        .unwrap();
+    let url = String::from_utf8(url)
+        .unwrap()
+        .replace("/astronomer_houston_gone?", "/astronomer_houston?");
+    secret["data"] = json!({});
+    secret["stringData"] = json!({"connection": url});
+    cluster.apply(secret);
+    let (_, r) = report(&cluster, &[]);
+    assert!(checks(&r, "database.houston", None).is_empty(), "{r:#}");
+    assert!(
+        !checks(&r, "softdeleted.restorable", None).is_empty(),
+        "{r:#}"
+    );
+}
