@@ -383,6 +383,16 @@ pub fn write_manifests(objects: &[Value], dir: &Path) -> PathBuf {
     file
 }
 
+/// Writes many objects as numbered sub-directories of `dir`, 500 a file (the YAML reader
+/// caps documents per file), for the fake cluster to load with the rest of `dir`.
+pub fn write_manifest_chunks(objects: &[Value], dir: &Path, prefix: &str) {
+    for (i, chunk) in objects.chunks(500).enumerate() {
+        let sub = dir.join(format!("{prefix}{i:03}"));
+        std::fs::create_dir(&sub).unwrap_or_else(|e| panic!("create {}: {e}", sub.display()));
+        write_manifests(chunk, &sub);
+    }
+}
+
 /// Connection details of the throwaway PostgreSQL (`scripts/test-postgres`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pg {
@@ -581,6 +591,16 @@ impl Pg {
             &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
         );
     }
+}
+
+/// A command's exit code, stdout and stderr as one text, for assertion messages.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// Runs a prepared command and returns its output (helper for [`run`]).

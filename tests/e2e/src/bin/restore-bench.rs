@@ -72,11 +72,7 @@ fn main() {
             &["*"],
         )))
         .collect();
-    for (i, chunk) in older.chunks(500).enumerate() {
-        let sub = dir.path().join(format!("b{i:03}"));
-        std::fs::create_dir(&sub).expect("dir");
-        e2e_tests::write_manifests(chunk, &sub);
-    }
+    e2e_tests::write_manifest_chunks(&older, dir.path(), "b");
     let cluster = FakeCluster::start(Options {
         manifest_dirs: vec![dir.path().to_path_buf()],
         crd_dir: Some(e2e_tests::velero_crd_dir()),

@@ -68,11 +68,7 @@ fn main() {
         "status": {"phase": "Completed", "startTimestamp": at(backups - 1)}}));
     e2e_tests::write_manifests(&objects, dir.path());
     extra.extend(platform);
-    for (i, chunk) in extra.chunks(500).enumerate() {
-        let sub = dir.path().join(format!("b{i:03}"));
-        std::fs::create_dir(&sub).expect("dir");
-        e2e_tests::write_manifests(chunk, &sub);
-    }
+    e2e_tests::write_manifest_chunks(&extra, dir.path(), "b");
     let cluster = FakeCluster::start(Options {
         manifest_dirs: vec![dir.path().to_path_buf()],
         crd_dir: Some(e2e_tests::velero_crd_dir()),

@@ -12,19 +12,12 @@
 //! through the server's discovery (so the Velero kinds must be served as CRDs).
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use e2e_tests::{FakeCluster, bin, fixture_name};
 use serde_json::Value;
 
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use e2e_tests::output_text as text;
 
 /// The objects of a stream as kubectl reads it: YAML documents, or a `v1 List` in JSON.
 fn objects(stream: &str, json: bool) -> Vec<Value> {

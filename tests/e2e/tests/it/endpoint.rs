@@ -59,14 +59,7 @@ fn run(cluster: &FakeCluster, args: &[&str]) -> Output {
         .expect("run kubectl-astro-restore")
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use e2e_tests::output_text as text;
 
 fn move_args(save_to: &Path) -> Vec<String> {
     vec![

@@ -289,12 +289,7 @@ fn sandbox_reaching_db(
     objects.iter_mut().for_each(&edit);
     let dir = tempfile::tempdir().unwrap();
     e2e_tests::write_manifests(&objects, dir.path());
-    // One file per 500 extra objects (the YAML reader caps documents per file).
-    for (i, chunk) in extra.chunks(500).enumerate() {
-        let sub = dir.path().join(format!("extra-{i:02}"));
-        std::fs::create_dir(&sub).unwrap();
-        e2e_tests::write_manifests(chunk, &sub);
-    }
+    e2e_tests::write_manifest_chunks(&extra, dir.path(), "extra-");
     let cluster = FakeCluster::start(Options {
         manifest_dirs: vec![dir.path().to_path_buf()],
         crd_dir: Some(e2e_tests::velero_crd_dir()),
@@ -336,14 +331,7 @@ fn run(sandbox: &Sandbox, args: &[&str]) -> Output {
     out
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use e2e_tests::output_text as text;
 
 fn restores(sandbox: &Sandbox) -> Vec<Value> {
     sandbox

@@ -16,14 +16,7 @@ use e2e_tests::{FakeCluster, bin, fixture_name};
 /// Fixed terminal width for clap's wrapping (`wrap_help` reads `COLUMNS`).
 const COLUMNS: &str = "100";
 
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use e2e_tests::output_text as text;
 
 /// `binary args…` with no cluster: environment cleared, fixed width, no colour.
 fn help_of(binary: &str, args: &[&str]) -> String {

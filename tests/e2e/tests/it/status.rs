@@ -14,14 +14,7 @@ fn run(cluster: &FakeCluster, args: &[&str]) -> Output {
     out
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use e2e_tests::output_text as text;
 
 /// Runs `-o json` and returns the exit code and the report.
 fn report(cluster: &FakeCluster, extra: &[&str]) -> (Option<i32>, Value) {
