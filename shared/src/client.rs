@@ -1,6 +1,9 @@
 //! Building the Kubernetes client from the kubectl-style global flags,
 //! and the typed error for API calls (what we were doing, on which object).
 
+pub mod retry;
+
+use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
@@ -73,5 +76,14 @@ pub async fn connect(
             .await
             .map_err(config_error)?,
     };
-    Client::try_from(config).map_err(KubeError::Client)
+    with_retries(config, retry::Policy::default())
+}
+
+/// A client for `config` whose calls are repeated under `policy` where that is safe
+/// ([`retry`]).
+pub fn with_retries(config: Config, policy: retry::Policy) -> Result<Client, KubeError> {
+    let builder = ClientBuilder::try_from(config).map_err(KubeError::Client)?;
+    // Retry needs a service it can clone per attempt: a buffer in front of kube's stack.
+    let buffered = builder.with_layer(&tower::buffer::BufferLayer::new(256));
+    Ok(buffered.with_layer(&retry::RetryLayer::new(policy)).build())
 }
