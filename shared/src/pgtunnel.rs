@@ -28,10 +28,15 @@ use crate::pg::PgError;
 /// What each exec session runs: connect, then copy both ways until either side ends.
 /// Host and port come from the pod's plain env (they are not secret); nothing reaches
 /// stdout but the database's bytes, and bash's connect error goes to stderr.
+/// The session ends when the database closes the connection (a server restart), so the
+/// client sees the end instead of waiting forever: the copy towards the database runs in
+/// the background (on the session's stdin, saved as fd 4: background jobs get
+/// /dev/null) and is stopped once the database side has ended.
 pub const RELAY_SCRIPT: &str = r#"exec 3<>"/dev/tcp/${ASTRO_DB_HOST}/${ASTRO_DB_PORT}" || exit 2
-cat <&3 &
-cat >&3
-wait"#;
+exec 4<&0
+cat <&4 >&3 2>/dev/null &
+cat <&3
+kill $! 2>/dev/null"#;
 
 /// The relay container's own command: stay idle until deleted (or the pod's deadline).
 pub fn relay_idle_command() -> Vec<String> {

@@ -32,6 +32,7 @@ pub fn cluster_builder() -> ClusterBuilder {
         variants: Vec::new(),
         substitutions: Vec::new(),
         use_pg: true,
+        pg: None,
         pods_only_db: false,
         options: Options {
             simulate_velero: true,
@@ -46,6 +47,7 @@ pub struct ClusterBuilder {
     variants: Vec<String>,
     substitutions: Vec<(String, String)>,
     use_pg: bool,
+    pg: Option<crate::Pg>,
     pods_only_db: bool,
     options: Options,
 }
@@ -74,6 +76,13 @@ impl ClusterBuilder {
         self
     }
 
+    /// Point the fixtures at `pg` instead of the `ASTRO_TEST_PG_*` server (the fault suite
+    /// has its own, which it restarts).
+    pub fn pg(mut self, pg: crate::Pg) -> Self {
+        self.pg = Some(pg);
+        self
+    }
+
     /// Keep the fixture DB host instead of the test PostgreSQL.
     pub fn without_pg(mut self) -> Self {
         self.use_pg = false;
@@ -96,7 +105,7 @@ impl ClusterBuilder {
         let mut substitutions = self.substitutions.clone();
         let mut options = self.options.clone();
         if self.use_pg
-            && let Some(pg) = try_pg()
+            && let Some(pg) = self.pg.clone().or_else(try_pg)
         {
             if self.pods_only_db {
                 substitutions.extend(db_substitutions(crate::PODS_ONLY_DB_HOST, pg.port));

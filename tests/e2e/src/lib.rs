@@ -14,6 +14,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 mod cluster;
+pub mod faults;
 pub use cluster::{
     ClusterBuilder, bin, cluster, cluster_builder, cluster_with, command, remove_saved, run,
     saved_objects,

@@ -660,6 +660,8 @@ async fn exec_session(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
+        // Its own process group, so that the pod's end kills what it started too.
+        .process_group(0)
         .spawn()
     {
         Ok(c) => c,
@@ -720,7 +722,33 @@ async fn exec_session(
         }
     }
     drop(tx);
-    while let Some((ch, data)) = rx.recv().await {
+    // An exec session lives in the pod's container: when the pod ends (deleted, its
+    // deadline passed), the session's processes are killed, as a container runtime does.
+    let mut pod_exit = proc.exit.subscribe();
+    let pod_ended = async move {
+        while pod_exit.borrow_and_update().is_none() {
+            if pod_exit.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::pin!(pod_ended);
+    let mut pod_running = true;
+    loop {
+        let message = tokio::select! {
+            m = rx.recv() => m,
+            () = &mut pod_ended, if pod_running => {
+                pod_running = false;
+                if let Some(pid) = child.id() {
+                    let _ = tokio::process::Command::new("kill")
+                        .args(["-KILL", &format!("-{pid}")])
+                        .status()
+                        .await;
+                }
+                continue;
+            }
+        };
+        let Some((ch, data)) = message else { break };
         if (ch == 1 && !want_stdout) || (ch == 2 && !want_stderr) {
             continue;
         }

@@ -95,6 +95,29 @@ pub enum Fault {
     },
     /// Delay every request by this long.
     Latency(Duration),
+    /// Delay every `every`-th request (1st, `every`+1-th, …) matching `path_contains` by
+    /// `delay`: latency spikes on some requests, not all. Streaming pod requests
+    /// (exec/attach/log) are delayed too.
+    LatencySpikes {
+        /// How long a spiked request waits.
+        delay: Duration,
+        /// One request in this many is delayed (0 or 1: every one).
+        every: u32,
+        /// Substring of the request path to match ("" matches all).
+        path_contains: String,
+        /// Matching requests seen so far (start at 0).
+        seen: u32,
+    },
+    /// Answer matching requests with 429 Too Many Requests and `Retry-After`, as API
+    /// priority and fairness does.
+    Throttle {
+        /// Substring of the request path to match ("" matches all).
+        path_contains: String,
+        /// The `Retry-After` header, in seconds.
+        retry_after_secs: u64,
+        /// How many requests to throttle; `None` for every one.
+        times: Option<u32>,
+    },
 }
 
 /// One handled request, as seen by the server.

@@ -94,9 +94,9 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     if let Some(d) = latency {
         tokio::time::sleep(d).await;
     }
-    if let Some(code) = injected {
+    if let Some((code, retry_after)) = injected {
         let (method, path) = (req.method().to_string(), req.uri().path().to_string());
-        let response = json_response(
+        let mut response = json_response(
             code,
             &ApiError::new(
                 code,
@@ -105,6 +105,11 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             )
             .status(),
         );
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
         let watch = req
             .uri()
             .query()
@@ -249,8 +254,11 @@ fn pod_stream_target(path: &str) -> Option<(String, String, String)> {
     }
 }
 
-/// Latency to add and an injected status code, consuming `times` counters.
-fn pre_faults(shared: &Shared, method: &Method, path: &str) -> (Option<Duration>, Option<u16>) {
+/// An injected status code and its `Retry-After` seconds.
+type Injected = (u16, Option<u64>);
+
+/// Latency to add and an injected status, consuming `times` counters.
+fn pre_faults(shared: &Shared, method: &Method, path: &str) -> (Option<Duration>, Option<Injected>) {
     let mut fs = lock(&shared.faults);
     let mut latency = None;
     let mut code = None;
@@ -258,6 +266,33 @@ fn pre_faults(shared: &Shared, method: &Method, path: &str) -> (Option<Duration>
     for (i, f) in fs.faults.iter_mut().enumerate() {
         match f {
             Fault::Latency(d) => latency = Some(latency.unwrap_or_default() + *d),
+            Fault::LatencySpikes {
+                delay,
+                every,
+                path_contains,
+                seen,
+            } if path.contains(path_contains.as_str()) => {
+                if *seen % (*every).max(1) == 0 {
+                    latency = Some(latency.unwrap_or_default() + *delay);
+                }
+                *seen = seen.wrapping_add(1);
+            }
+            Fault::Throttle {
+                path_contains,
+                retry_after_secs,
+                times,
+            } if code.is_none() && path.contains(path_contains.as_str()) => {
+                if let Some(n) = times {
+                    if *n == 0 {
+                        continue;
+                    }
+                    *n -= 1;
+                    if *n == 0 {
+                        exhausted = Some(i);
+                    }
+                }
+                code = Some((429, Some(*retry_after_secs)));
+            }
             Fault::Status {
                 method: m,
                 path_contains,
@@ -277,7 +312,7 @@ fn pre_faults(shared: &Shared, method: &Method, path: &str) -> (Option<Duration>
                         exhausted = Some(i);
                     }
                 }
-                code = Some(*c);
+                code = Some((*c, None));
             }
             _ => {}
         }
