@@ -79,6 +79,16 @@ pub enum ClientPodError {
         /// Its exit code, if known.
         code: Option<i32>,
     },
+    /// The pod was deleted (by someone else, or with its node) before it ended.
+    #[error(
+        "client pod {namespace}/{name} was deleted while its command ran: its output is lost and whether the command completed is unknown"
+    )]
+    Vanished {
+        /// Namespace.
+        namespace: String,
+        /// Pod name.
+        name: String,
+    },
     /// Attaching to the pod failed.
     #[error("cannot attach to client pod {namespace}/{name}: {source}")]
     Attach {
@@ -356,7 +366,8 @@ impl ClientPod {
     /// Waits until the container runs (or already ended), failing fast on image errors.
     pub async fn wait_started(&self, timeout: Duration) -> Result<(), ClientPodError> {
         let image = self.image.clone();
-        let cond = |pod: Option<&Pod>| pod.is_some_and(|p| started(p) || image_error(p).is_some());
+        // A pod deleted under us ends the wait (it would never start otherwise).
+        let cond = |pod: Option<&Pod>| pod.is_none_or(|p| started(p) || image_error(p).is_some());
         let waited = tokio::time::timeout(
             timeout,
             await_condition(self.pods.clone(), &self.name, cond),
@@ -381,7 +392,13 @@ impl ClientPod {
                 });
             }
         };
-        if let Some(reason) = pod.as_ref().and_then(image_error) {
+        let Some(pod) = pod else {
+            return Err(ClientPodError::Vanished {
+                namespace: self.namespace.clone(),
+                name: self.name.clone(),
+            });
+        };
+        if let Some(reason) = image_error(&pod) {
             return Err(ClientPodError::ImagePull {
                 namespace: self.namespace.clone(),
                 name: self.name.clone(),
@@ -395,8 +412,9 @@ impl ClientPod {
     /// Waits for the container to end and returns its exit code and logs.
     pub async fn wait_finished(&self, timeout: Duration) -> Result<Finished, ClientPodError> {
         self.wait_started(timeout).await?;
+        // A pod deleted under us ends the wait too (it would never finish otherwise).
         let pod = await_condition(self.pods.clone(), &self.name, |p: Option<&Pod>| {
-            p.is_some_and(|p| {
+            p.is_none_or(|p| {
                 terminated_code(p).is_some()
                     || phase(p).is_some_and(|ph| ph == "Failed" || ph == "Succeeded")
             })
@@ -408,6 +426,12 @@ impl ClientPod {
                 kube::Error::Service(Box::new(e)),
             )
         })?;
+        if pod.is_none() {
+            return Err(ClientPodError::Vanished {
+                namespace: self.namespace.clone(),
+                name: self.name.clone(),
+            });
+        }
         let logs = self
             .pods
             .logs(

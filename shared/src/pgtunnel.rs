@@ -160,6 +160,44 @@ pub async fn connect_through(
     }
 }
 
+/// Connection attempts through the relay when the database drops them unanswered.
+const CONNECT_ATTEMPTS: u64 = 4;
+
+/// [`connect_through`], again after a pause (1 s, 2 s, 3 s) while the connection is cut
+/// before the server answers, as during a database restart or failover. Nothing has been
+/// sent to the database then, so a repeat is safe; login errors are not repeated.
+async fn connect_retrying(
+    pod: &ClientPod,
+    conn: &PgConnection,
+    start_timeout: Duration,
+) -> Result<Client, TunnelError> {
+    let mut attempt = 1;
+    loop {
+        match connect_through(pod, conn, start_timeout).await {
+            Err(e) if attempt < CONNECT_ATTEMPTS && e.is_transient() => {
+                tokio::time::sleep(Duration::from_secs(attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+impl TunnelError {
+    /// The connection was cut before the server answered (nothing was done there).
+    fn is_transient(&self) -> bool {
+        match self {
+            TunnelError::Unreachable { .. } => true,
+            TunnelError::Pg { source, .. } => match source.as_ref() {
+                PgError::Tls { .. } => true,
+                PgError::Connect { source, .. } => source.as_db_error().is_none(),
+                _ => false,
+            },
+            TunnelError::Pod(_) => false,
+        }
+    }
+}
+
 /// Errors of [`with_connection`]: reaching the database, or what `body` returned.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError<E> {
@@ -198,7 +236,7 @@ pub async fn with_connection<T, E>(
         DbAccess::Cluster(settings) => {
             let plan = plan_relay(settings, conn);
             clientpod::with_client_pod(kube, &plan, async |pod: &ClientPod| {
-                let mut client = connect_through(pod, conn, settings.start_timeout)
+                let mut client = connect_retrying(pod, conn, settings.start_timeout)
                     .await
                     .map_err(SessionError::Tunnel)?;
                 body(&mut client).await.map_err(SessionError::Body)

@@ -297,11 +297,70 @@ where
         };
         let Some(delay) = policy.delay(call, outcome, attempt, started.elapsed(), jitter.next())
         else {
+            if let Ok(response) = &result
+                && response.status().is_success()
+            {
+                record_change(&request, &body);
+            }
             return result;
         };
         tokio::time::sleep(delay).await;
         attempt += 1;
     }
+}
+
+/// The changes this process made in the cluster, in order ("create pods astronomer/x"),
+/// so that an error can say what was done before it ([`changes`]).
+static CHANGES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// What the process changed through the API so far (successful writes, not dry runs).
+pub fn changes() -> Vec<String> {
+    CHANGES.lock().map(|c| c.clone()).unwrap_or_default()
+}
+
+fn record_change(request: &Parts, body: &[u8]) {
+    if let Some(change) = describe_change(&request.method, &request.uri, body)
+        && let Ok(mut changes) = CHANGES.lock()
+    {
+        changes.push(change);
+    }
+}
+
+/// "VERB RESOURCE NAMESPACE/NAME" for a write, `None` for reads and dry runs.
+pub fn describe_change(method: &Method, uri: &hyper::Uri, body: &[u8]) -> Option<String> {
+    let verb = match *method {
+        Method::POST => "create",
+        Method::PUT => "replace",
+        Method::PATCH => "patch",
+        Method::DELETE => "delete",
+        _ => return None,
+    };
+    if uri.query().is_some_and(|q| q.contains("dryRun")) {
+        return None;
+    }
+    let segments: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
+    // /api/v1/... or /apis/GROUP/VERSION/...
+    let rest = match segments.first() {
+        Some(&"api") => segments.get(2..)?,
+        Some(&"apis") => segments.get(3..)?,
+        _ => return None,
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, rest @ ..] if !rest.is_empty() => (Some(*ns), rest),
+        _ => (None, rest),
+    };
+    let (resource, name) = match rest {
+        [resource] => (
+            *resource,
+            sent_name(body).unwrap_or_else(|| "(generated name)".into()),
+        ),
+        [resource, name, ..] => (*resource, (*name).to_owned()),
+        _ => return None,
+    };
+    Some(match namespace {
+        Some(ns) => format!("{verb} {resource} {ns}/{name}"),
+        None => format!("{verb} {resource} {name}"),
+    })
 }
 
 /// A copy of the request with `body`.
@@ -495,6 +554,44 @@ mod tests {
         assert_eq!(
             p.delay(Call::Idempotent, STATUS(503), 2, p.deadline - MS(300), 0.0),
             Some(MS(200))
+        );
+    }
+
+    #[test]
+    fn describes_writes_for_the_error_report() {
+        let uri = |s: &str| s.parse::<hyper::Uri>().unwrap();
+        let named = body(json!({"metadata": {"name": "p1"}}));
+        assert_eq!(
+            describe_change(
+                &Method::POST,
+                &uri("/api/v1/namespaces/astronomer/pods?"),
+                &named
+            ),
+            Some("create pods astronomer/p1".into())
+        );
+        assert_eq!(
+            describe_change(
+                &Method::PATCH,
+                &uri("/apis/velero.io/v1/namespaces/velero/backupstoragelocations/default"),
+                b"{}"
+            ),
+            Some("patch backupstoragelocations velero/default".into())
+        );
+        assert_eq!(
+            describe_change(&Method::DELETE, &uri("/api/v1/namespaces/n"), b""),
+            Some("delete namespaces n".into())
+        );
+        assert_eq!(
+            describe_change(&Method::GET, &uri("/api/v1/namespaces/n/pods/p"), b""),
+            None
+        );
+        assert_eq!(
+            describe_change(
+                &Method::POST,
+                &uri("/api/v1/namespaces/n/pods?dryRun=All"),
+                &named
+            ),
+            None
         );
     }
 

@@ -93,6 +93,26 @@ pub fn report(err: &Error) {
         last = text;
         source = cause.source();
     }
+    // What was done before the error, so that nobody has to guess at 3 a.m.
+    let changes = crate::client::retry::changes();
+    if changes.is_empty() {
+        let _ = writeln!(
+            stderr,
+            "  done before the error: nothing was changed in the cluster"
+        );
+    } else {
+        const SHOWN: usize = 8;
+        let mut text = changes
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ");
+        if changes.len() > SHOWN {
+            text.push_str(&format!("; and {} more", changes.len() - SHOWN));
+        }
+        let _ = writeln!(stderr, "  done before the error, in the cluster: {text}");
+    }
     if let Some(step) = err.next_step() {
         let _ = writeln!(stderr, "  next step: {step}");
     }

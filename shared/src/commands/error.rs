@@ -180,8 +180,11 @@ mod houston {
 
         fn next_step(&self) -> Option<String> {
             Some(match self {
+            HoustonError::Query { action, .. } if action.starts_with("commit") => {
+                "whether the undelete was committed is unknown: look at the row with `kubectl astro restore undelete RELEASE --dry-run`, then re-run (the undelete is safe to repeat)".into()
+            }
             HoustonError::Query { .. } => {
-                "check the connection with `kubectl astro dbconn`, then re-run (the undelete is safe to repeat)".into()
+                "Houston was not changed (the undelete runs in one transaction, rolled back on error); check the connection with `kubectl astro dbconn`, then re-run (the undelete is safe to repeat)".into()
             }
             HoustonError::NotHouston => {
                 "check which database `kubectl astro dbconn` resolves to (it should be <release>_houston)".into()
@@ -457,6 +460,9 @@ mod clientpod {
                 ClientPodError::CommandFailed { command, .. } => {
                     format!("see {command}'s message above; the pod and its Secret were deleted")
                 }
+                ClientPodError::Vanished { namespace, .. } => format!(
+                    "see why with `kubectl get events -n {namespace}`, then re-run (a statement that writes: check first whether it was applied)"
+                ),
                 ClientPodError::Attach { .. } => {
                     "check that your user may create pods/attach (RBAC), or use --local".into()
                 }

@@ -162,8 +162,8 @@ pub async fn collect_server(
 ) -> ServerAnswer {
     let api: Api<ServerStatusRequest> = Api::namespaced(client.clone(), velero_namespace);
     let mut request = ServerStatusRequest::new("", velero_namespace, ServerStatusRequestSpec {});
-    request.metadata.name = None;
-    request.metadata.generate_name = Some("kubectl-astro-status-".into());
+    // A fixed name, not generateName, so that the create may be repeated (client::retry).
+    request.metadata.name = Some(crate::clientpod::unique_name("kubectl-astro-status"));
     let created = match api.create(&PostParams::default(), &request).await {
         Ok(c) => c,
         Err(e) => {

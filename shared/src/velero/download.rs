@@ -93,8 +93,11 @@ pub async fn download(
             },
         },
     );
-    request.metadata.name = None;
-    request.metadata.generate_name = Some(format!("{}-", truncate(name, 50)));
+    // A name of our own rather than generateName: a create with a fixed name can be
+    // repeated after a server error without leaving a second request (client::retry).
+    request.metadata.name = Some(crate::clientpod::unique_name(
+        truncate(name, 50).trim_end_matches(['-', '.']),
+    ));
     let created = api
         .create(&PostParams::default(), &request)
         .await

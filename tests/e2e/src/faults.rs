@@ -60,7 +60,10 @@ impl Target {
 
     /// Whether the command reads or writes Houston (through a client pod).
     fn uses_houston(self) -> bool {
-        matches!(self, Target::Restore | Target::Undelete | Target::Dbconn)
+        matches!(
+            self,
+            Target::Restore | Target::Undelete | Target::Dbconn | Target::Status
+        )
     }
 }
 
@@ -131,29 +134,87 @@ pub fn scenarios() -> Vec<(Target, Disturbance)> {
     for (target, list) in [
         (
             Backup,
-            &[None, Burst5xx, Throttle, DropWatches, LatencySpikes, TokenRevoked, Sigint, Sigkill][..],
+            &[
+                None,
+                Burst5xx,
+                Throttle,
+                DropWatches,
+                LatencySpikes,
+                TokenRevoked,
+                Sigint,
+                Sigkill,
+            ][..],
         ),
         (
             Restore,
             &[
-                None, Burst5xx, Throttle, Conflicts, DropWatches, LatencySpikes, TokenRevoked,
-                PgRestart, PodKilled, Sigint, Sigkill,
+                None,
+                Burst5xx,
+                Throttle,
+                Conflicts,
+                DropWatches,
+                LatencySpikes,
+                TokenRevoked,
+                PgRestart,
+                PodKilled,
+                Sigint,
+                Sigkill,
             ][..],
         ),
         (
             Undelete,
-            &[None, Burst5xx, Throttle, LatencySpikes, PgRestart, PodKilled, Sigint, Sigkill][..],
+            &[
+                None,
+                Burst5xx,
+                Throttle,
+                LatencySpikes,
+                PgRestart,
+                PodKilled,
+                Sigint,
+                Sigkill,
+            ][..],
         ),
         (
             Endpoint,
-            &[None, Burst5xx, Throttle, Conflicts, LatencySpikes, TokenRevoked, Sigint, Sigkill][..],
+            &[
+                None,
+                Burst5xx,
+                Throttle,
+                Conflicts,
+                LatencySpikes,
+                TokenRevoked,
+                Sigint,
+                Sigkill,
+            ][..],
         ),
         (
             Platform,
-            &[None, Burst5xx, Throttle, Conflicts, DropWatches, LatencySpikes, Sigint, Sigkill][..],
+            &[
+                None,
+                Burst5xx,
+                Throttle,
+                Conflicts,
+                DropWatches,
+                LatencySpikes,
+                Sigint,
+                Sigkill,
+            ][..],
         ),
-        (Dbconn, &[None, Burst5xx, Throttle, LatencySpikes, PgRestart, PodKilled][..]),
-        (Status, &[None, Burst5xx, Throttle, LatencySpikes, TokenRevoked][..]),
+        (
+            Dbconn,
+            &[
+                None,
+                Burst5xx,
+                Throttle,
+                LatencySpikes,
+                PgRestart,
+                PodKilled,
+            ][..],
+        ),
+        (
+            Status,
+            &[None, Burst5xx, Throttle, LatencySpikes, TokenRevoked][..],
+        ),
     ] {
         out.extend(list.iter().map(|d| (target, *d)));
     }
@@ -227,7 +288,11 @@ fn target_dir() -> PathBuf {
 }
 
 fn script(action: &str) -> Command {
-    let mut c = Command::new(crate::workspace_root().join("scripts").join("test-postgres"));
+    let mut c = Command::new(
+        crate::workspace_root()
+            .join("scripts")
+            .join("test-postgres"),
+    );
     c.arg(action)
         .env("ASTRO_TEST_PG_NAME", "faults-postgres")
         .env("CARGO_TARGET_DIR", target_dir())
@@ -268,7 +333,10 @@ impl OwnPostgres {
                 password: var("ASTRO_TEST_PG_PASSWORD"),
             },
             bin: PathBuf::from(var("ASTRO_TEST_PG_BIN")),
-            dir: socket.parent().expect("socket dir in the server dir").to_owned(),
+            dir: socket
+                .parent()
+                .expect("socket dir in the server dir")
+                .to_owned(),
         }
     }
 
@@ -298,7 +366,10 @@ impl OwnPostgres {
 
 impl Drop for OwnPostgres {
     fn drop(&mut self) {
-        let _ = script("stop").stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = script("stop")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -328,7 +399,8 @@ fn tool_objects(cluster: &FakeCluster, skip_namespaces: &BTreeSet<String>) -> BT
         .flat_map(|(api, kind)| cluster.list(api, kind, None))
         .filter(|o| {
             o["metadata"]["labels"]["velero.io/restore-name"].is_null()
-                && !skip_namespaces.contains(o["metadata"]["namespace"].as_str().unwrap_or_default())
+                && !skip_namespaces
+                    .contains(o["metadata"]["namespace"].as_str().unwrap_or_default())
         })
         .map(|o| key(&o))
         .collect()
@@ -338,7 +410,12 @@ fn namespaces(cluster: &FakeCluster) -> BTreeSet<String> {
     cluster
         .list("v1", "Namespace", None)
         .iter()
-        .map(|n| n["metadata"]["name"].as_str().unwrap_or_default().to_owned())
+        .map(|n| {
+            n["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
         .collect()
 }
 
@@ -377,7 +454,12 @@ fn names(cluster: &FakeCluster, kind: &str) -> BTreeSet<String> {
     cluster
         .list("velero.io/v1", kind, Some("velero"))
         .iter()
-        .map(|o| o["metadata"]["name"].as_str().unwrap_or_default().to_owned())
+        .map(|o| {
+            o["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
         .collect()
 }
 
@@ -489,24 +571,49 @@ impl<'a> World<'a> {
         let (binary, args): (&str, Vec<String>) = match self.target {
             Target::Backup => (
                 "kubectl-astro-backup",
-                vec!["create".into(), self.backup_name.clone(), "--platform".into(), "--wait".into()],
+                vec![
+                    "create".into(),
+                    self.backup_name.clone(),
+                    "--platform".into(),
+                    "--wait".into(),
+                ],
             ),
-            Target::Restore => ("kubectl-astro-restore", vec![RELEASE.into(), "--yes".into()]),
+            Target::Restore => (
+                "kubectl-astro-restore",
+                vec![RELEASE.into(), "--yes".into()],
+            ),
             Target::Undelete => (
                 "kubectl-astro-restore",
                 vec!["undelete".into(), RELEASE.into(), "--yes".into()],
             ),
             Target::Endpoint => (
                 "kubectl-astro-restore",
-                ["endpoint", "--db-host", NEW_HOST, "--db-port", "5433", "--yes", "--save-to", &save_to]
-                    .map(String::from)
-                    .to_vec(),
+                [
+                    "endpoint",
+                    "--db-host",
+                    NEW_HOST,
+                    "--db-port",
+                    "5433",
+                    "--yes",
+                    "--save-to",
+                    &save_to,
+                ]
+                .map(String::from)
+                .to_vec(),
             ),
             Target::Platform => (
                 "kubectl-astro-restore",
                 [
-                    "platform", "--from-backup", &from_backup, "--db-host", NEW_HOST, "--db-port",
-                    "5433", "--yes", "--save-to", &save_to,
+                    "platform",
+                    "--from-backup",
+                    &from_backup,
+                    "--db-host",
+                    NEW_HOST,
+                    "--db-port",
+                    "5433",
+                    "--yes",
+                    "--save-to",
+                    &save_to,
                 ]
                 .map(String::from)
                 .to_vec(),
@@ -537,8 +644,10 @@ impl<'a> World<'a> {
 
     /// Starts the command with stdout/stderr to files of run `n`.
     fn spawn(&self, n: u32) -> Child {
-        let out = std::fs::File::create(self.dir.path().join(format!("{n}.out"))).expect("out file");
-        let err = std::fs::File::create(self.dir.path().join(format!("{n}.err"))).expect("err file");
+        let out =
+            std::fs::File::create(self.dir.path().join(format!("{n}.out"))).expect("out file");
+        let err =
+            std::fs::File::create(self.dir.path().join(format!("{n}.err"))).expect("err file");
         self.command()
             .stdout(out)
             .stderr(err)
@@ -583,7 +692,7 @@ impl<'a> World<'a> {
             lost.push(format!("Backup {gone} deleted"));
         }
         match self.target {
-            Target::Restore | Target::Undelete | Target::Dbconn => {
+            Target::Restore | Target::Undelete | Target::Dbconn | Target::Status => {
                 let db = self.db.as_deref().expect("houston copy");
                 let before = self.houston_before.as_ref().expect("houston before");
                 match houston(self.pg, db) {
@@ -597,19 +706,26 @@ impl<'a> World<'a> {
                         }
                         let undeleted = now.deleted_at.is_none();
                         if now.deleted_at != before.deleted_at && !undeleted {
-                            lost.push(format!("{RELEASE} deletedAt changed to {:?}", now.deleted_at));
+                            lost.push(format!(
+                                "{RELEASE} deletedAt changed to {:?}",
+                                now.deleted_at
+                            ));
                         }
-                        if self.target == Target::Dbconn && now != *before {
-                            lost.push("dbconn -c changed Houston".into());
+                        let read_only = matches!(self.target, Target::Dbconn | Target::Status);
+                        if read_only && now != *before {
+                            lost.push("a read-only command changed Houston".into());
                         }
                         if self.target == Target::Restore {
                             let restores = self.restores_of_release();
                             if restores.len() > 1 {
                                 lost.push(format!("{} Restores created", restores.len()));
                             }
-                            let completed = restores.iter().any(|r| r["status"]["phase"] == "Completed");
+                            let completed =
+                                restores.iter().any(|r| r["status"]["phase"] == "Completed");
                             if undeleted && !completed {
-                                lost.push("undeleted in Houston without a completed Restore".into());
+                                lost.push(
+                                    "undeleted in Houston without a completed Restore".into(),
+                                );
                             }
                         }
                     }
@@ -652,7 +768,7 @@ impl<'a> World<'a> {
                     }
                 }
             }
-            Target::Backup | Target::Status => {}
+            Target::Backup => {}
         }
         lost
     }
@@ -674,7 +790,9 @@ impl<'a> World<'a> {
             Target::Endpoint | Target::Platform => secrets(&self.cluster) == reference.secrets,
             Target::Dbconn => {
                 let db = self.db.as_deref().expect("houston copy");
-                let count = self.pg.query_one(db, r#"select count(*) from houston$default."Deployment""#);
+                let count = self
+                    .pg
+                    .query_one(db, r#"select count(*) from houston$default."Deployment""#);
                 count.is_some_and(|c| stdout.lines().any(|l| l.trim() == c))
             }
         }
@@ -686,8 +804,18 @@ impl<'a> World<'a> {
             .difference(&self.before_namespaces)
             .cloned()
             .collect();
+        // A Backup's resource policy ConfigMap is part of the Backup (Velero reads it).
+        let policies: BTreeSet<String> = self
+            .cluster
+            .list("velero.io/v1", "Backup", Some("velero"))
+            .iter()
+            .filter(|b| b["spec"]["resourcePolicy"]["kind"] == "configmap")
+            .filter_map(|b| b["spec"]["resourcePolicy"]["name"].as_str())
+            .map(|name| format!("ConfigMap velero/{name}"))
+            .collect();
         tool_objects(&self.cluster, &restored)
             .difference(&self.before_objects)
+            .filter(|o| !policies.contains(*o))
             .cloned()
             .collect()
     }
@@ -701,8 +829,11 @@ impl Drop for World<'_> {
     }
 }
 
-/// Phrases by which a failure message says what was done or not done.
+/// Phrases by which a failure message says what was done or not done (the binaries'
+/// error report says "done before the error: …" for the cluster; the rest for the
+/// database and the commands' own words).
 const STATE_PHRASES: &[&str] = &[
+    "done before the error",
     "nothing was",
     "nothing has",
     "nothing changed",
@@ -747,6 +878,18 @@ fn wait_with_limit(child: &mut Child, limit: Duration) -> Option<std::process::E
             return None;
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// What Velero's DownloadRequest controller does at expiry: processed requests are
+/// deleted. A killed run (or one whose token was revoked) cannot delete its own; Velero
+/// removes them (after 10 minutes; here at once).
+fn velero_garbage_collection(cluster: &FakeCluster) {
+    for request in cluster.list("velero.io/v1", "DownloadRequest", Some("velero")) {
+        if request["status"]["phase"] == "Processed" {
+            let name = request["metadata"]["name"].as_str().unwrap_or_default();
+            cluster.delete("velero.io/v1", "DownloadRequest", Some("velero"), name);
+        }
     }
 }
 
@@ -858,7 +1001,8 @@ impl Suite {
                 ("leftover", v.leftovers),
                 ("unclear message", v.unclear),
             ] {
-                row.notes.extend(list.into_iter().map(|l| format!("run {i}: {what}: {l}")));
+                row.notes
+                    .extend(list.into_iter().map(|l| format!("run {i}: {what}: {l}")));
             }
             if !v.leaked.is_empty() {
                 row.notes.push(format!("run {i}: leaked {:?}", v.leaked));
@@ -906,7 +1050,6 @@ impl Suite {
             _ => {}
         }
         let mut child = world.spawn(0);
-        let mut runs = 1;
         let mut killed = false;
         match disturbance {
             Disturbance::Burst5xx => {
@@ -962,39 +1105,47 @@ impl Suite {
             must_succeed: disturbance.must_succeed(),
             ..Verdict::default()
         };
-        let mut last = (status, 0);
         if status.is_none() {
-            verdict.unclear.push("hung: killed after the run limit".into());
+            verdict
+                .unclear
+                .push("hung: killed after the run limit".into());
         }
-        if killed {
-            // Invariants must hold right after the kill, then the rerun must converge.
+        let mut codes = vec![status.and_then(|s| s.code())];
+        let revoked_and_failed = disturbance == Disturbance::TokenRevoked && codes[0] != Some(0);
+        if killed || revoked_and_failed {
+            // Invariants must hold right after the kill, then the rerun (with the token
+            // back) must converge and leave nothing behind.
             verdict.data_lost.extend(
                 world
                     .data_lost(reference)
                     .into_iter()
-                    .map(|l| format!("after SIGKILL: {l}")),
+                    .map(|l| format!("after the {}: {l}", disturbance.name())),
             );
             cluster.clear_faults();
+            velero_garbage_collection(cluster);
             let mut rerun = world.spawn(1);
-            runs = 2;
-            last = (wait_with_limit(&mut rerun, RUN_LIMIT), 1);
+            codes.push(wait_with_limit(&mut rerun, RUN_LIMIT).and_then(|s| s.code()));
         }
         cluster.clear_faults();
-        let code = last.0.and_then(|s| s.code());
-        let (stdout, _) = world.output(last.1);
-        verdict.success = world.outcome_ok(code, &stdout, reference);
+        // A SIGKILL is judged by the rerun; a revoked token by the run it hit.
+        let judged_run = if killed { codes.len() - 1 } else { 0 };
+        let (stdout, _) = world.output(judged_run as u32);
+        verdict.success = world.outcome_ok(codes[judged_run], &stdout, reference);
         verdict.data_lost.extend(world.data_lost(reference));
         verdict.leftovers = world.leftovers();
-        for n in 0..runs {
-            let (out, err) = world.output(n);
+        for (n, code) in codes.iter().enumerate() {
+            let (out, err) = world.output(n as u32);
             verdict.leaked.extend(leaked_secrets(&out));
             verdict.leaked.extend(leaked_secrets(&err));
-            let failed_here = if n == last.1 { code != Some(0) } else { false };
-            let judged = failed_here && !(target == Target::Status && code == reference.code);
-            if judged && !says_what_was_done(&err) {
+            let killed_here = killed && n == 0;
+            let status_report = target == Target::Status && *code == reference.code;
+            let failed = *code != Some(0) && !killed_here && !status_report;
+            if failed && !says_what_was_done(&err) {
                 let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
                 let tail = lines[lines.len().saturating_sub(3)..].join(" | ");
-                verdict.unclear.push(format!("exit {code:?}: {tail}"));
+                verdict
+                    .unclear
+                    .push(format!("run {n} exit {code:?}: {tail}"));
             }
         }
         verdict
@@ -1004,7 +1155,12 @@ impl Suite {
 /// The table, one row per scenario, and the totals.
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
-    let width = rows.iter().map(|r| r.scenario.len()).max().unwrap_or(8).max(8);
+    let width = rows
+        .iter()
+        .map(|r| r.scenario.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
     out.push_str(&format!(
         "{:width$}  {:>4}  {:>9}  {:>9}  {:>9}  {:>14}  {:>7}\n",
         "scenario", "runs", "successes", "data lost", "leftovers", "secrets leaked", "unclear"
@@ -1034,7 +1190,11 @@ pub fn table(rows: &[Row]) -> String {
 /// message, and every run that had to succeed did.
 pub fn passed(rows: &[Row]) -> bool {
     rows.iter().all(|r| {
-        r.data_lost == 0 && r.leftovers == 0 && r.leaked == 0 && r.unclear == 0 && r.unexpected_failures == 0
+        r.data_lost == 0
+            && r.leftovers == 0
+            && r.leaked == 0
+            && r.unclear == 0
+            && r.unexpected_failures == 0
     })
 }
 
@@ -1066,6 +1226,8 @@ mod tests {
         assert!(says_what_was_done(
             "error: patch secret a/b: 401 Unauthorized\nnothing was patched"
         ));
-        assert!(!says_what_was_done("error: get secret a/b: 401 Unauthorized"));
+        assert!(!says_what_was_done(
+            "error: get secret a/b: 401 Unauthorized"
+        ));
     }
 }

@@ -258,7 +258,11 @@ fn pod_stream_target(path: &str) -> Option<(String, String, String)> {
 type Injected = (u16, Option<u64>);
 
 /// Latency to add and an injected status, consuming `times` counters.
-fn pre_faults(shared: &Shared, method: &Method, path: &str) -> (Option<Duration>, Option<Injected>) {
+fn pre_faults(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+) -> (Option<Duration>, Option<Injected>) {
     let mut fs = lock(&shared.faults);
     let mut latency = None;
     let mut code = None;

@@ -277,6 +277,35 @@ fn read_only_hint(vns: &str, plan: &PlatformPlan) -> String {
 }
 
 /// Creates the Restore and waits for its end; anything but Completed is an error.
+/// A not yet finished Restore of every namespace of the same backup (an earlier run's).
+async fn unfinished_platform_restore(
+    restores: &Api<Restore>,
+    vns: &str,
+    plan: &PlatformPlan,
+) -> Result<Option<String>, Error> {
+    let list = restores
+        .list(&kube::api::ListParams::default())
+        .await
+        .map_err(|e| {
+            KubeError::api(
+                format!("list restores in {vns} (no restore was started)"),
+                e,
+            )
+        })?;
+    let backup = plan.restore["spec"]["backupName"].as_str();
+    Ok(list.items.into_iter().find_map(|r| {
+        let everything = r.spec.included_namespaces.as_deref() == Some(&["*".to_owned()][..]);
+        let phase = r
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
+        let unfinished = matches!(phase.as_str(), "" | "New" | "InProgress");
+        (everything && unfinished && r.spec.backup_name.as_deref() == backup)
+            .then(|| r.metadata.name.unwrap_or_default())
+    }))
+}
+
 async fn restore_and_wait(
     client: &kube::Client,
     vns: &str,
@@ -285,14 +314,34 @@ async fn restore_and_wait(
     let restores: Api<Restore> = Api::namespaced(client.clone(), vns);
     let object: Restore = serde_json::from_value(plan.restore.clone())
         .map_err(|e| Error::Internal(format!("Restore object: {e}")))?;
-    let name = &plan.restore_name;
-    restores
-        .create(&PostParams::default(), &object)
-        .await
-        .map_err(|e| KubeError::api(format!("create restore {vns}/{name}"), e))?;
-    note(format!(
-        "created restore {vns}/{name}; waiting (Ctrl-C stops waiting, the restore keeps running)"
-    ));
+    let earlier = unfinished_platform_restore(&restores, vns, plan).await?;
+    let name = match &earlier {
+        // An earlier run was stopped (killed) while waiting: wait for its restore rather
+        // than restoring everything a second time.
+        Some(earlier) => {
+            note(format!(
+                "restore {vns}/{earlier} of backup {} from an earlier run is still running; waiting for it instead of creating another",
+                object.spec.backup_name.as_deref().unwrap_or_default()
+            ));
+            earlier
+        }
+        None => {
+            let name = &plan.restore_name;
+            restores
+                .create(&PostParams::default(), &object)
+                .await
+                .map_err(|e| {
+                    KubeError::api(
+                        format!("create restore {vns}/{name} (no restore was started)"),
+                        e,
+                    )
+                })?;
+            note(format!(
+                "created restore {vns}/{name}; waiting (Ctrl-C stops waiting, the restore keeps running)"
+            ));
+            name
+        }
+    };
     let done = match wait_for(&restores, name, &WaitOptions::default()).await? {
         WaitOutcome::Finished { object, .. } => object,
         WaitOutcome::Interrupted { .. } | WaitOutcome::TimedOut { .. } => {
