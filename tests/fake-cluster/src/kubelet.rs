@@ -739,11 +739,12 @@ async fn exec_session(
             m = rx.recv() => m,
             () = &mut pod_ended, if pod_running => {
                 pod_running = false;
-                if let Some(pid) = child.id() {
-                    let _ = tokio::process::Command::new("kill")
-                        .args(["-KILL", &format!("-{pid}")])
-                        .status()
-                        .await;
+                // The session's group (never pid -1 or 0: `Pid` is positive).
+                if let Some(group) = child
+                    .id()
+                    .and_then(|id| rustix::process::Pid::from_raw(i32::try_from(id).ok()?))
+                {
+                    let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
                 }
                 continue;
             }
