@@ -626,6 +626,7 @@ where
 /// SIGINT (Ctrl-C), SIGTERM and SIGHUP (terminal closed), each of which must clean up.
 struct StopSignals {
     signals: Vec<tokio::signal::unix::Signal>,
+    _handled: crate::interrupt::Handled,
 }
 
 impl StopSignals {
@@ -640,7 +641,10 @@ impl StopSignals {
         .into_iter()
         .filter_map(|kind| signal(kind).ok())
         .collect();
-        StopSignals { signals }
+        StopSignals {
+            signals,
+            _handled: crate::interrupt::handled_here(),
+        }
     }
 
     /// Resolves when any of the signals arrives.

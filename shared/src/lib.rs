@@ -32,6 +32,7 @@ pub mod cron;
 pub mod endpoint;
 pub mod helm;
 pub mod houston;
+pub mod interrupt;
 pub mod namespaces;
 pub mod output;
 pub mod pg;

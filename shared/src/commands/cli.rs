@@ -69,31 +69,45 @@ where
             return ExitStatus::Failed.into();
         }
     };
-    match runtime.block_on(command()) {
-        Ok(status) => status.into(),
-        Err(err) => {
+    match runtime.block_on(interruptible(command())) {
+        Some(Ok(status)) => status.into(),
+        Some(Err(err)) => {
             report(&err);
             err.exit_status().into()
+        }
+        None => {
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(
+                stderr,
+                "error: interrupted (Ctrl-C) before the command finished"
+            );
+            done_before(&mut stderr);
+            ExitStatus::Failed.into()
         }
     }
 }
 
-/// Prints an error and its sources to stderr, then the suggested next step.
-pub fn report(err: &Error) {
-    let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "error: {err}");
-    let mut source = std::error::Error::source(err);
-    // `#[error(transparent)]` repeats the inner message as the first source; skip echoes.
-    let mut last = err.to_string();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !last.contains(&text) {
-            let _ = writeln!(stderr, "  caused by: {text}");
+/// How long a part that handles Ctrl-C itself ([`crate::interrupt`]: deleting its client
+/// pod, saying that a backup keeps running) may take to clean up and report.
+const CTRL_C_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs `command`; on Ctrl-C it stops at once (`None`, so that the runner says what was
+/// done), unless a part of it handles Ctrl-C itself, which then gets [`CTRL_C_GRACE`].
+async fn interruptible<T>(command: impl Future<Output = T>) -> Option<T> {
+    let mut command = std::pin::pin!(command);
+    tokio::select! {
+        result = &mut command => Some(result),
+        Ok(()) = tokio::signal::ctrl_c() => {
+            if !crate::interrupt::handled() {
+                return None;
+            }
+            tokio::time::timeout(CTRL_C_GRACE, command).await.ok()
         }
-        last = text;
-        source = cause.source();
     }
-    // What was done before the error, so that nobody has to guess at 3 a.m.
+}
+
+/// Prints what this process changed in the cluster so far (or that it changed nothing).
+fn done_before(stderr: &mut impl Write) {
     let changes = crate::client::retry::changes();
     if changes.is_empty() {
         let _ = writeln!(
@@ -113,6 +127,25 @@ pub fn report(err: &Error) {
         }
         let _ = writeln!(stderr, "  done before the error, in the cluster: {text}");
     }
+}
+
+/// Prints an error and its sources to stderr, then the suggested next step.
+pub fn report(err: &Error) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "error: {err}");
+    let mut source = std::error::Error::source(err);
+    // `#[error(transparent)]` repeats the inner message as the first source; skip echoes.
+    let mut last = err.to_string();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !last.contains(&text) {
+            let _ = writeln!(stderr, "  caused by: {text}");
+        }
+        last = text;
+        source = cause.source();
+    }
+    // What was done before the error, so that nobody has to guess at 3 a.m.
+    done_before(&mut stderr);
     if let Some(step) = err.next_step() {
         let _ = writeln!(stderr, "  next step: {step}");
     }

@@ -24,6 +24,7 @@ pub enum WatchStop {
 }
 
 async fn ctrl_c() {
+    let _handled = crate::interrupt::handled_here();
     if tokio::signal::ctrl_c().await.is_err() {
         std::future::pending::<()>().await;
     }

@@ -506,7 +506,7 @@ fn houston(pg: &Pg, db: &str) -> Option<Houston> {
         let pg2 = pg.clone();
         let db2 = db.to_owned();
         let r = std::thread::spawn(move || {
-            let rows = pg2.query(
+            pg2.query(
                 &db2,
                 &format!(
                     r#"SELECT
@@ -515,8 +515,7 @@ fn houston(pg: &Pg, db: &str) -> Option<Houston> {
                      (SELECT md5((to_jsonb(t) - 'deletedAt' - 'updatedAt')::text) FROM "houston$default"."Deployment" t WHERE "releaseName" = '{RELEASE}'),
                      (SELECT "deletedAt"::text FROM "houston$default"."Deployment" WHERE "releaseName" = '{RELEASE}')"#
                 ),
-            );
-            rows
+            )
         })
         .join();
         if let Ok(rows) = r {
@@ -1050,53 +1049,51 @@ impl Suite {
             _ => {}
         }
         let mut child = world.spawn(0);
-        let mut killed = false;
-        match disturbance {
-            Disturbance::Burst5xx => {
-                if wait_for_requests(cluster, &mut child, point) {
-                    for code in [500, 503] {
-                        cluster.inject(Fault::Status {
-                            method: None,
-                            path_contains: String::new(),
-                            code,
-                            times: Some(4),
-                        });
-                    }
-                }
+        // When the disturbance strikes: at the seeded request, or once a client pod runs.
+        let pod = match disturbance {
+            Disturbance::PgRestart | Disturbance::PodKilled => {
+                wait_for_client_pod(cluster, &mut child)
             }
-            Disturbance::TokenRevoked => {
-                if wait_for_requests(cluster, &mut child, point) {
-                    // Until the rbac work lands a real token revocation: a 401 for all.
+            _ => None,
+        };
+        let at_point = matches!(
+            disturbance,
+            Disturbance::Burst5xx
+                | Disturbance::TokenRevoked
+                | Disturbance::Sigint
+                | Disturbance::Sigkill
+        ) && wait_for_requests(cluster, &mut child, point);
+        let mut killed = false;
+        match (disturbance, pod) {
+            (Disturbance::Burst5xx, _) if at_point => {
+                for code in [500, 503] {
                     cluster.inject(Fault::Status {
                         method: None,
                         path_contains: String::new(),
-                        code: 401,
-                        times: None,
+                        code,
+                        times: Some(4),
                     });
                 }
             }
-            Disturbance::PgRestart => {
-                if wait_for_client_pod(cluster, &mut child).is_some() {
-                    self.postgres.restart();
-                }
+            // Until the rbac work lands a real token revocation: a 401 for every request.
+            (Disturbance::TokenRevoked, _) if at_point => cluster.inject(Fault::Status {
+                method: None,
+                path_contains: String::new(),
+                code: 401,
+                times: None,
+            }),
+            (Disturbance::PgRestart, Some(_)) => self.postgres.restart(),
+            (Disturbance::PodKilled, Some((ns, name))) => {
+                cluster.delete("v1", "Pod", Some(&ns), &name);
             }
-            Disturbance::PodKilled => {
-                if let Some((ns, name)) = wait_for_client_pod(cluster, &mut child) {
-                    cluster.delete("v1", "Pod", Some(&ns), &name);
-                }
+            (Disturbance::Sigint, _) if at_point => {
+                let _ = Command::new("kill")
+                    .args(["-INT", &child.id().to_string()])
+                    .status();
             }
-            Disturbance::Sigint => {
-                if wait_for_requests(cluster, &mut child, point) {
-                    let _ = Command::new("kill")
-                        .args(["-INT", &child.id().to_string()])
-                        .status();
-                }
-            }
-            Disturbance::Sigkill => {
-                if wait_for_requests(cluster, &mut child, point) {
-                    let _ = child.kill();
-                    killed = true;
-                }
+            (Disturbance::Sigkill, _) if at_point => {
+                let _ = child.kill();
+                killed = true;
             }
             _ => {}
         }
