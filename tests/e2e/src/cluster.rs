@@ -288,10 +288,15 @@ fn scratch_home() -> &'static Path {
 /// argument, environment cleared except `PATH` (kubectl, psql), an empty `HOME`,
 /// `LANG=C.UTF-8`, `NO_COLOR=1`, `TERM=dumb`; stdin is null (so never a TTY).
 pub fn command(bin: impl AsRef<OsStr>, cluster: &FakeCluster) -> Command {
+    let mut command = scrubbed_command(bin);
+    command.arg("--kubeconfig").arg(cluster.kubeconfig_path());
+    command
+}
+
+/// [`command`] without the `--kubeconfig` argument (for callers that put it last).
+pub fn scrubbed_command(bin: impl AsRef<OsStr>) -> Command {
     let mut command = Command::new(bin);
     command
-        .arg("--kubeconfig")
-        .arg(cluster.kubeconfig_path())
         .env_clear()
         .envs(crate::fake_clock_env())
         .env("HOME", scratch_home())

@@ -95,6 +95,21 @@ pub enum Disturbance {
 }
 
 impl Disturbance {
+    /// Every disturbance (the restore of a deployment goes through all of them).
+    pub const ALL: [Disturbance; 11] = [
+        Disturbance::None,
+        Disturbance::Burst5xx,
+        Disturbance::Throttle,
+        Disturbance::Conflicts,
+        Disturbance::DropWatches,
+        Disturbance::LatencySpikes,
+        Disturbance::TokenRevoked,
+        Disturbance::PgRestart,
+        Disturbance::PodKilled,
+        Disturbance::Sigint,
+        Disturbance::Sigkill,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             Disturbance::None => "none",
@@ -145,22 +160,7 @@ pub fn scenarios() -> Vec<(Target, Disturbance)> {
                 Sigkill,
             ][..],
         ),
-        (
-            Restore,
-            &[
-                None,
-                Burst5xx,
-                Throttle,
-                Conflicts,
-                DropWatches,
-                LatencySpikes,
-                TokenRevoked,
-                PgRestart,
-                PodKilled,
-                Sigint,
-                Sigkill,
-            ][..],
-        ),
+        (Restore, &Disturbance::ALL[..]),
         (
             Undelete,
             &[
@@ -623,21 +623,11 @@ impl<'a> World<'a> {
             ),
             Target::Status => ("kubectl-astro-status", Vec::new()),
         };
-        let mut c = Command::new(bin(binary));
+        let mut c = crate::scrubbed_command(bin(binary));
         // After the arguments: the restore CLI reads a leading option as its RELEASE.
         c.args(args)
             .arg("--kubeconfig")
-            .arg(self.cluster.kubeconfig_path())
-            .env_clear()
-            .envs(crate::fake_clock_env())
-            .env("HOME", self.dir.path())
-            .env("LANG", "C.UTF-8")
-            .env("NO_COLOR", "1")
-            .env("TERM", "dumb")
-            .stdin(Stdio::null());
-        if let Some(path) = std::env::var_os("PATH") {
-            c.env("PATH", path);
-        }
+            .arg(self.cluster.kubeconfig_path());
         c
     }
 

@@ -17,7 +17,7 @@ mod cluster;
 pub mod faults;
 pub use cluster::{
     ClusterBuilder, bin, cluster, cluster_builder, cluster_with, command, remove_saved, run,
-    saved_objects,
+    saved_objects, scrubbed_command,
 };
 pub use fake_cluster::{FakeCluster, velero_crd_dir};
 
