@@ -92,16 +92,23 @@ where
 const CTRL_C_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs `command`; on Ctrl-C it stops at once (`None`, so that the runner says what was
-/// done), unless a part of it handles Ctrl-C itself, which then gets [`CTRL_C_GRACE`].
+/// done), unless a part of it handles Ctrl-C itself, which then gets up to [`CTRL_C_GRACE`]
+/// to clean up and report.
 async fn interruptible<T>(command: impl Future<Output = T>) -> Option<T> {
     let mut command = std::pin::pin!(command);
     tokio::select! {
         result = &mut command => Some(result),
         Ok(()) = tokio::signal::ctrl_c() => {
-            if !crate::interrupt::handled() {
-                return None;
+            // Parts cleaning up (and reporting) after Ctrl-C run on until done; then stop.
+            let deadline = tokio::time::Instant::now() + CTRL_C_GRACE;
+            while crate::interrupt::handled() && tokio::time::Instant::now() < deadline {
+                tokio::select! {
+                    biased;
+                    result = &mut command => return Some(result),
+                    () = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+                }
             }
-            tokio::time::timeout(CTRL_C_GRACE, command).await.ok()
+            futures::FutureExt::now_or_never(&mut command)
         }
     }
 }

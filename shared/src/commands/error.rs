@@ -327,7 +327,7 @@ mod velero_download {
             DownloadError::Http { .. } | DownloadError::Transport { .. } => Some(
                 "this machine must reach the object store URL Velero hands out; try from a host with access, or read `velero backup logs`".into(),
             ),
-            DownloadError::Decode { .. } => None,
+            DownloadError::Decode { .. } | DownloadError::Interrupted { .. } => None,
         }
         }
     }

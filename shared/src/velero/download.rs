@@ -26,6 +26,14 @@ pub enum DownloadError {
     /// Creating, watching or deleting the DownloadRequest failed.
     #[error(transparent)]
     Kube(#[from] KubeError),
+    /// Ctrl-C while fetching (the DownloadRequest was deleted).
+    #[error("interrupted while downloading {kind} of {name}; the download request was deleted")]
+    Interrupted {
+        /// Target kind.
+        kind: String,
+        /// Backup or restore name.
+        name: String,
+    },
     /// Velero did not sign a URL in time (is the Velero server running?).
     #[error("Velero did not answer download request for {kind} of {name} within {secs}s")]
     Timeout {
@@ -110,7 +118,15 @@ pub async fn download(
             )
         })?;
     let request_name = created.metadata.name.clone().unwrap_or_default();
-    let result = fetch(&api, &request_name, &kind, name, timeout).await;
+    // Ctrl-C while fetching still deletes the request (the runner waits for this part).
+    let _handled = crate::interrupt::handled_here();
+    let result = tokio::select! {
+        result = fetch(&api, &request_name, &kind, name, timeout) => result,
+        Ok(()) = tokio::signal::ctrl_c() => Err(DownloadError::Interrupted {
+            kind: kind.to_string(),
+            name: name.to_owned(),
+        }),
+    };
     // Velero would expire it after 10 minutes; do not leave it behind.
     let _ = api.delete(&request_name, &DeleteParams::default()).await;
     result

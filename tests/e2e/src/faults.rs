@@ -763,9 +763,20 @@ impl<'a> World<'a> {
     }
 
     /// Whether the run did what it is for (called after a zero exit).
-    fn outcome_ok(&self, code: Option<i32>, stdout: &str, reference: &Reference) -> bool {
+    fn outcome_ok(
+        &self,
+        code: Option<i32>,
+        stdout: &str,
+        reference: &Reference,
+        rerun: bool,
+    ) -> bool {
         match self.target {
             Target::Status => code.is_some() && code == reference.code,
+            // A rerun after SIGKILL finds the backup made: refused (3), and that is right.
+            Target::Backup if rerun && code == Some(3) => self
+                .cluster
+                .get("velero.io/v1", "Backup", Some("velero"), &self.backup_name)
+                .is_some(),
             _ if code != Some(0) => false,
             Target::Backup => self
                 .cluster
@@ -1117,7 +1128,7 @@ impl Suite {
         // A SIGKILL is judged by the rerun; a revoked token by the run it hit.
         let judged_run = if killed { codes.len() - 1 } else { 0 };
         let (stdout, _) = world.output(judged_run as u32);
-        verdict.success = world.outcome_ok(codes[judged_run], &stdout, reference);
+        verdict.success = world.outcome_ok(codes[judged_run], &stdout, reference, killed);
         verdict.data_lost.extend(world.data_lost(reference));
         verdict.leftovers = world.leftovers();
         for (n, code) in codes.iter().enumerate() {
