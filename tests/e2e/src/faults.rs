@@ -23,6 +23,8 @@ use crate::{Pg, bin, cluster_builder, fixture_name, leaked_secrets};
 const RELEASE: &str = "celestial-zenith-1234";
 const NEW_HOST: &str = "astro-dr.c9z8y7x6.us-west-2.rds.amazonaws.com";
 const HOUSTON: &str = "astronomer_houston";
+/// The resource policy ConfigMap `backup create` writes and every Backup names.
+const POLICY_CONFIGMAP: &str = "astro-backup-volume-policy";
 /// The longest a single run may take before it counts as hung (and is killed).
 const RUN_LIMIT: Duration = Duration::from_secs(120);
 
@@ -804,13 +806,15 @@ impl<'a> World<'a> {
             .difference(&self.before_namespaces)
             .cloned()
             .collect();
-        // A Backup's resource policy ConfigMap is part of the Backup (Velero reads it).
+        // The backups' resource policy ConfigMap is a standing object, shared by every
+        // backup the tool makes (Velero reads it), not a leftover.
         let policies: BTreeSet<String> = self
             .cluster
             .list("velero.io/v1", "Backup", Some("velero"))
             .iter()
             .filter(|b| b["spec"]["resourcePolicy"]["kind"] == "configmap")
             .filter_map(|b| b["spec"]["resourcePolicy"]["name"].as_str())
+            .chain([POLICY_CONFIGMAP])
             .map(|name| format!("ConfigMap velero/{name}"))
             .collect();
         tool_objects(&self.cluster, &restored)
@@ -881,14 +885,16 @@ fn wait_with_limit(child: &mut Child, limit: Duration) -> Option<std::process::E
     }
 }
 
-/// What Velero's DownloadRequest controller does at expiry: processed requests are
-/// deleted. A killed run (or one whose token was revoked) cannot delete its own; Velero
-/// removes them (after 10 minutes; here at once).
+/// What Velero's DownloadRequest and ServerStatusRequest controllers do at expiry:
+/// processed requests are deleted. A killed run (or one whose token was revoked) cannot
+/// delete its own; Velero removes them (after 10 minutes and 1 minute; here at once).
 fn velero_garbage_collection(cluster: &FakeCluster) {
-    for request in cluster.list("velero.io/v1", "DownloadRequest", Some("velero")) {
-        if request["status"]["phase"] == "Processed" {
-            let name = request["metadata"]["name"].as_str().unwrap_or_default();
-            cluster.delete("velero.io/v1", "DownloadRequest", Some("velero"), name);
+    for kind in ["DownloadRequest", "ServerStatusRequest"] {
+        for request in cluster.list("velero.io/v1", kind, Some("velero")) {
+            if request["status"]["phase"] == "Processed" {
+                let name = request["metadata"]["name"].as_str().unwrap_or_default();
+                cluster.delete("velero.io/v1", kind, Some("velero"), name);
+            }
         }
     }
 }
