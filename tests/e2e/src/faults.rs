@@ -23,8 +23,6 @@ use crate::{Pg, bin, cluster_builder, fixture_name, leaked_secrets};
 const RELEASE: &str = "celestial-zenith-1234";
 const NEW_HOST: &str = "astro-dr.c9z8y7x6.us-west-2.rds.amazonaws.com";
 const HOUSTON: &str = "astronomer_houston";
-/// The resource policy ConfigMap `backup create` writes and every Backup names.
-const POLICY_CONFIGMAP: &str = "astro-backup-volume-policy";
 /// The longest a single run may take before it counts as hung (and is killed).
 const RUN_LIMIT: Duration = Duration::from_secs(120);
 
@@ -814,7 +812,7 @@ impl<'a> World<'a> {
             .iter()
             .filter(|b| b["spec"]["resourcePolicy"]["kind"] == "configmap")
             .filter_map(|b| b["spec"]["resourcePolicy"]["name"].as_str())
-            .chain([POLICY_CONFIGMAP])
+            .chain([astro::backup::plan::POLICY_CONFIGMAP])
             .map(|name| format!("ConfigMap velero/{name}"))
             .collect();
         tool_objects(&self.cluster, &restored)
