@@ -1,6 +1,7 @@
 //! A fake Kubernetes API server speaking the real wire protocol, loaded from YAML.
 //! Used by the integration tests and by the sandbox; see `FakeCluster`.
 
+mod auth;
 mod kubelet;
 mod patch;
 mod protobuf;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub use auth::{ADMIN_TOKEN, ADMIN_USER, TokenUser};
 pub use store::NamespaceTermination;
 pub use velero_plugins::reset_metadata;
 pub use velero_sim::{VeleroKind, VeleroOutcome};
@@ -61,6 +63,11 @@ pub struct Options {
     /// Velero's `--plugin-dir`: the simulated Velero runs restored items through the
     /// RestoreItemActions of the plugin binaries found there (`velero_plugins`).
     pub velero_plugin_dir: Option<PathBuf>,
+    /// Auth mode: every request needs `Authorization: Bearer <token>` of one of these
+    /// users (or of the admin, [`ADMIN_USER`], whom the default kubeconfig names and RBAC
+    /// never restricts); others are authorized by the RBAC objects in the store. `None`:
+    /// every request is allowed, as before.
+    pub auth: Option<Vec<TokenUser>>,
 }
 
 /// A fault injected into request handling; see `FakeCluster::inject`.
@@ -112,6 +119,8 @@ pub struct RequestRecord {
     pub status: u16,
     /// Whether this was a watch.
     pub watch: bool,
+    /// The authenticated user (auth mode only; `None` for 401s and without auth).
+    pub user: Option<String>,
 }
 
 /// Errors starting the fake cluster.
@@ -165,6 +174,8 @@ pub(crate) struct Shared {
     pub url: String,
     /// Host names only pods resolve (`Options::pod_hosts`).
     pub pod_hosts: Vec<(String, String)>,
+    /// Token users and revocations in auth mode (`Options::auth`).
+    pub auth: Option<Mutex<auth::AuthState>>,
 }
 
 /// Locks a mutex, recovering from poisoning (a panicking test must not wedge others).
@@ -241,9 +252,9 @@ fn parse_documents(path: &Path, text: &str) -> Result<Vec<Value>, Error> {
     Ok(out)
 }
 
-fn kubeconfig_text(url: &str) -> String {
+fn kubeconfig_text(url: &str, user: &str, token: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: default\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: fake-token\npreferences: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: {user}\n    namespace: default\ncurrent-context: fake\nusers:\n- name: {user}\n  user:\n    token: {token}\npreferences: {{}}\n"
     )
 }
 
@@ -349,6 +360,10 @@ impl FakeCluster {
             }),
             url: url.clone(),
             pod_hosts: options.pod_hosts.clone(),
+            auth: options
+                .auth
+                .clone()
+                .map(|users| Mutex::new(auth::AuthState::new(users))),
         });
 
         let (dir, kubeconfig) = match &options.kubeconfig_path {
@@ -365,10 +380,12 @@ impl FakeCluster {
                 (Some(dir), p)
             }
         };
-        std::fs::write(&kubeconfig, kubeconfig_text(&url)).map_err(|source| Error::Io {
-            path: kubeconfig.clone(),
-            source,
-        })?;
+        std::fs::write(&kubeconfig, kubeconfig_text(&url, "fake", ADMIN_TOKEN)).map_err(
+            |source| Error::Io {
+                path: kubeconfig.clone(),
+                source,
+            },
+        )?;
 
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -418,6 +435,51 @@ impl FakeCluster {
     /// The generated kubeconfig (context `fake`, token user, plain http).
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// Writes a kubeconfig beside the default one that authenticates as `user` (a token
+    /// user of `Options::auth`, or one added with [`FakeCluster::add_user`]) and returns
+    /// its path. Panics for a user the cluster does not know or without auth mode.
+    pub fn kubeconfig_for(&self, user: &str) -> PathBuf {
+        let auth = self
+            .shared
+            .auth
+            .as_ref()
+            .expect("kubeconfig_for needs Options::auth");
+        let token = lock(auth)
+            .users
+            .iter()
+            .find(|u| u.name == user)
+            .map(|u| u.token.clone())
+            .unwrap_or_else(|| panic!("no token user {user:?} in the fake cluster"));
+        let path = self.kubeconfig.with_file_name(format!("kubeconfig-{user}"));
+        std::fs::write(&path, kubeconfig_text(&self.url, user, &token))
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        path
+    }
+
+    /// Adds (or replaces) a token user at run time (auth mode only).
+    pub fn add_user(&self, user: TokenUser) {
+        let auth = self
+            .shared
+            .auth
+            .as_ref()
+            .expect("add_user needs Options::auth");
+        let mut a = lock(auth);
+        a.revoked.remove(&user.name);
+        a.users.retain(|u| u.name != user.name);
+        a.users.push(user);
+    }
+
+    /// Revokes `user`'s token: its requests get 401 from now on, as after a token
+    /// was revoked or expired mid-run (auth mode only).
+    pub fn revoke_token(&self, user: &str) {
+        let auth = self
+            .shared
+            .auth
+            .as_ref()
+            .expect("revoke_token needs Options::auth");
+        lock(auth).revoked.insert(user.to_owned());
     }
 
     /// Base URL, e.g. `http://127.0.0.1:34567`.

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use crate::auth::{RequestInfo, User, authorize, forbidden, needs_create_too};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::{ApiError, EventType, ListQuery};
 use crate::{Fault, RequestRecord, Shared, lock, record};
@@ -105,10 +106,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             )
             .status(),
         );
-        let watch = req
-            .uri()
-            .query()
-            .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+        let watch = is_watch(req.uri().query());
         record(
             &shared,
             RequestRecord {
@@ -122,10 +120,30 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                     .map(String::from),
                 status: code,
                 watch,
+                user: None,
             },
         );
         return response;
     }
+    let user = match authenticate_and_authorize(&shared, &req) {
+        Ok(user) => user,
+        Err((e, user)) => {
+            record(
+                &shared,
+                RequestRecord {
+                    method: req.method().to_string(),
+                    path: req.uri().path().to_string(),
+                    query: req.uri().query().unwrap_or("").to_string(),
+                    content_type: None,
+                    status: e.code,
+                    watch: is_watch(req.uri().query()),
+                    user,
+                },
+            );
+            return error_response(&e);
+        }
+    };
+    let user_name = user.as_ref().map(|u| u.name.clone());
     if let Some((ns, name, verb)) = pod_stream_target(req.uri().path())
         && (verb == "log" || req.headers().contains_key(header::UPGRADE))
     {
@@ -136,6 +154,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             content_type: None,
             status: 0,
             watch: false,
+            user: user_name.clone(),
         };
         let response = if verb == "log" {
             let query = axum::extract::Query::<HashMap<String, String>>::try_from_uri(req.uri())
@@ -205,6 +224,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 content_type,
                 status: 415,
                 watch,
+                user: user_name,
             },
         );
         return response;
@@ -217,6 +237,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         &headers,
         content_type.as_deref(),
         body,
+        user.as_ref(),
     );
     record(
         &shared,
@@ -227,9 +248,51 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             content_type,
             status: response.status().as_u16(),
             watch,
+            user: user_name,
         },
     );
     response
+}
+
+fn is_watch(query: Option<&str>) -> bool {
+    query.is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"))
+}
+
+/// Auth mode: the request's user if it may do what it asks; else the 401 (unknown,
+/// missing or revoked token) or 403 (RBAC) to answer, with the user when known.
+/// Without auth mode every request passes as nobody in particular.
+#[allow(clippy::result_large_err)] // only on the error path of one request
+fn authenticate_and_authorize(
+    shared: &Shared,
+    req: &Request,
+) -> Result<Option<User>, (ApiError, Option<String>)> {
+    let Some(auth) = &shared.auth else {
+        return Ok(None);
+    };
+    let path = req.uri().path();
+    // The simulated object store's presigned URLs are not API requests.
+    if path.starts_with("/velero-download/") {
+        return Ok(None);
+    }
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(user) = lock(auth).authenticate(header) else {
+        return Err((crate::auth::unauthorized(), None));
+    };
+    let info = RequestInfo::of(req.method().as_str(), path, is_watch(req.uri().query()));
+    let mut checks = vec![info.clone()];
+    if needs_create_too(&info, req.headers().contains_key(header::UPGRADE)) {
+        checks.push(info.with_verb("create"));
+    }
+    let st = lock(&shared.store);
+    for check in &checks {
+        if !authorize(&st, &user, check) {
+            return Err((forbidden(&user, check), Some(user.name)));
+        }
+    }
+    Ok(Some(user))
 }
 
 /// `(namespace, pod, "log" | "attach" | "exec")` for pod streaming subresources.
@@ -351,6 +414,7 @@ enum Target {
     },
 }
 
+#[allow(clippy::too_many_arguments)] // one request's parts, passed through from `handle`
 fn route(
     shared: &Arc<Shared>,
     method: &Method,
@@ -359,6 +423,7 @@ fn route(
     headers: &HeaderMap,
     content_type: Option<&str>,
     body: Bytes,
+    user: Option<&User>,
 ) -> Response {
     let segs: Vec<&str> = path
         .trim_matches('/')
@@ -415,6 +480,14 @@ fn route(
             };
         }
         ["apis", g, v] => return resource_list(shared, g, v),
+        [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+        ] => {
+            return self_subject_access_review(shared, method, &body, user);
+        }
         _ => {}
     }
     let (group, version, rest) = match segs.as_slice() {
@@ -655,6 +728,36 @@ fn route(
             }
         }
     }
+}
+
+/// POST of a SelfSubjectAccessReview: answered, never stored. Without auth mode every
+/// request is allowed, and so is every review.
+fn self_subject_access_review(
+    shared: &Shared,
+    method: &Method,
+    body: &[u8],
+    user: Option<&User>,
+) -> Response {
+    if *method != Method::POST {
+        return error_response(&ApiError::new(
+            405,
+            "MethodNotAllowed",
+            format!("{method} is not supported on selfsubjectaccessreviews"),
+        ));
+    }
+    let review = match parse_body(body) {
+        Ok(v) => v,
+        Err(e) => return error_response(&e),
+    };
+    let answer = match user {
+        Some(u) => crate::auth::self_subject_access_review(&lock(&shared.store), u, &review),
+        None => {
+            let mut r = review;
+            r["status"] = json!({"allowed": true});
+            r
+        }
+    };
+    json_response(201, &answer)
 }
 
 /// The `autoscaling/v1` Scale view of a workload.
