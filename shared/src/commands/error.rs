@@ -70,6 +70,8 @@ macro_rules! module_errors {
 }
 
 module_errors! {
+    /// The user lacks RBAC permissions a command needs (found before any change).
+    Access(crate::access::AccessError),
     /// Building the Kubernetes client or talking to the API server.
     Kube(crate::client::KubeError),
     /// `kubectl astro <cmd>` could not be dispatched.
@@ -297,6 +299,26 @@ mod client {
                 _ => Some("check that the cluster is reachable: `kubectl get ns`".into()),
             },
         }
+        }
+    }
+}
+
+mod access {
+    use super::Diagnose;
+    use crate::access::AccessError;
+    use crate::commands::exit::ExitStatus;
+
+    impl Diagnose for AccessError {
+        fn exit_status(&self) -> ExitStatus {
+            ExitStatus::Refused
+        }
+
+        fn next_step(&self) -> Option<String> {
+            match self {
+                AccessError::Missing { role, .. } => Some(format!(
+                    "ask a cluster admin to bind your user to ClusterRole {role} (`kubectl apply -f deploy/rbac.yaml`, then a ClusterRoleBinding); `kubectl auth can-i --list` shows what you may do now"
+                )),
+            }
         }
     }
 }

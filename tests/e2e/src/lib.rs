@@ -15,8 +15,8 @@ use serde_json::Value;
 
 mod cluster;
 pub use cluster::{
-    ClusterBuilder, bin, cluster, cluster_builder, cluster_with, command, remove_saved, run,
-    saved_objects,
+    ClusterBuilder, bin, cluster, cluster_builder, cluster_with, command, command_with_kubeconfig,
+    remove_saved, run, saved_objects,
 };
 pub use fake_cluster::{FakeCluster, velero_crd_dir};
 

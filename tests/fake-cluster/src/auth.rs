@@ -160,6 +160,18 @@ impl RequestInfo {
         }
     }
 
+    /// `verb resource[/sub][.group]`, or `verb path` for non-resource requests.
+    pub fn summary(&self) -> String {
+        if !self.resource_request {
+            return format!("{} {}", self.verb, self.path);
+        }
+        let mut r = self.full_resource();
+        if !self.api_group.is_empty() {
+            r = format!("{r}.{}", self.api_group);
+        }
+        format!("{} {r}", self.verb)
+    }
+
     /// The same request with another verb (the extra `create` check of exec websockets).
     pub fn with_verb(&self, verb: &str) -> Self {
         RequestInfo {

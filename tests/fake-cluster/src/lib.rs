@@ -11,6 +11,7 @@ mod selector;
 mod server;
 mod store;
 mod table;
+mod tls;
 mod velero_plugins;
 mod velero_sim;
 
@@ -121,6 +122,9 @@ pub struct RequestRecord {
     pub watch: bool,
     /// The authenticated user (auth mode only; `None` for 401s and without auth).
     pub user: Option<String>,
+    /// What RBAC was asked to allow for it, as `verb resource[/sub][.group]` (auth mode;
+    /// a websocket exec is `get` and `create`).
+    pub authorized: Vec<String>,
 }
 
 /// Errors starting the fake cluster.
@@ -172,6 +176,11 @@ pub(crate) struct Shared {
     pub velero: Mutex<velero_sim::VeleroState>,
     pub kubelet: Mutex<kubelet::KubeletState>,
     pub url: String,
+    /// Base URL of the simulated object store's download links: plain HTTP, as a bucket's
+    /// presigned URLs are no API server's (the API's own URL without auth mode).
+    pub download_url: String,
+    /// The server certificate (PEM) kubeconfigs trust, in auth mode (HTTPS).
+    pub ca_pem: Option<String>,
     /// Host names only pods resolve (`Options::pod_hosts`).
     pub pod_hosts: Vec<(String, String)>,
     /// Token users and revocations in auth mode (`Options::auth`).
@@ -252,9 +261,18 @@ fn parse_documents(path: &Path, text: &str) -> Result<Vec<Value>, Error> {
     Ok(out)
 }
 
-fn kubeconfig_text(url: &str, user: &str, token: &str) -> String {
+fn kubeconfig_text(url: &str, user: &str, token: &str, ca_pem: Option<&str>) -> String {
+    use base64::Engine as _;
+    let ca = ca_pem
+        .map(|pem| {
+            format!(
+                "    certificate-authority-data: {}\n",
+                base64::engine::general_purpose::STANDARD.encode(pem)
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: {user}\n    namespace: default\ncurrent-context: fake\nusers:\n- name: {user}\n  user:\n    token: {token}\npreferences: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\n{ca}contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: {user}\n    namespace: default\ncurrent-context: fake\nusers:\n- name: {user}\n  user:\n    token: {token}\npreferences: {{}}\n"
     )
 }
 
@@ -342,7 +360,30 @@ impl FakeCluster {
         let addr: SocketAddr = listener
             .local_addr()
             .map_err(|e| Error::Server(e.to_string()))?;
-        let url = format!("http://{addr}");
+        // Auth mode serves HTTPS (kubectl sends tokens over TLS only) and the simulated
+        // object store's download links on a second, plain listener.
+        let (tls, downloads) = if options.auth.is_some() {
+            let tls = tls::self_signed().map_err(Error::Server)?;
+            let downloads = std::net::TcpListener::bind(("127.0.0.1", 0))
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|e| Error::Server(e.to_string()))?;
+            (Some(tls), Some(downloads))
+        } else {
+            (None, None)
+        };
+        let url = if tls.is_some() {
+            format!("https://{addr}")
+        } else {
+            format!("http://{addr}")
+        };
+        let download_url = match &downloads {
+            Some(l) => format!(
+                "http://{}",
+                l.local_addr().map_err(|e| Error::Server(e.to_string()))?
+            ),
+            None => url.clone(),
+        };
+        let ca_pem = tls.as_ref().map(|t| t.cert_pem.clone());
 
         let mut velero = velero_sim::VeleroState::default();
         velero.step = options.velero_step.unwrap_or(Duration::from_millis(100));
@@ -359,6 +400,8 @@ impl FakeCluster {
                 rng: 0x9e37_79b9_7f4a_7c15,
             }),
             url: url.clone(),
+            download_url,
+            ca_pem: ca_pem.clone(),
             pod_hosts: options.pod_hosts.clone(),
             auth: options
                 .auth
@@ -380,12 +423,14 @@ impl FakeCluster {
                 (Some(dir), p)
             }
         };
-        std::fs::write(&kubeconfig, kubeconfig_text(&url, "fake", ADMIN_TOKEN)).map_err(
-            |source| Error::Io {
-                path: kubeconfig.clone(),
-                source,
-            },
-        )?;
+        std::fs::write(
+            &kubeconfig,
+            kubeconfig_text(&url, "fake", ADMIN_TOKEN, ca_pem.as_deref()),
+        )
+        .map_err(|source| Error::Io {
+            path: kubeconfig.clone(),
+            source,
+        })?;
 
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -408,7 +453,11 @@ impl FakeCluster {
                 };
                 rt.block_on(server::serve(
                     server_shared,
-                    listener,
+                    server::Listeners {
+                        api: listener,
+                        downloads,
+                        tls: tls.map(|t| t.acceptor),
+                    },
                     rx,
                     ready_tx,
                     simulate_velero,
@@ -453,8 +502,11 @@ impl FakeCluster {
             .map(|u| u.token.clone())
             .unwrap_or_else(|| panic!("no token user {user:?} in the fake cluster"));
         let path = self.kubeconfig.with_file_name(format!("kubeconfig-{user}"));
-        std::fs::write(&path, kubeconfig_text(&self.url, user, &token))
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        std::fs::write(
+            &path,
+            kubeconfig_text(&self.url, user, &token, self.shared.ca_pem.as_deref()),
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         path
     }
 

@@ -17,18 +17,32 @@ use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::{ApiError, EventType, ListQuery};
 use crate::{Fault, RequestRecord, Shared, lock, record};
 
+/// Where the server listens.
+pub(crate) struct Listeners {
+    /// The API (HTTPS when `tls` is set).
+    pub api: std::net::TcpListener,
+    /// Plain HTTP for the object store's download links (auth mode).
+    pub downloads: Option<std::net::TcpListener>,
+    /// TLS for the API.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
 /// Runs the server until `shutdown` fires; reports readiness on `ready`.
 pub(crate) async fn serve(
     shared: Arc<Shared>,
-    listener: std::net::TcpListener,
+    listeners: Listeners,
     shutdown: tokio::sync::oneshot::Receiver<()>,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
     simulate_velero: bool,
     run_kubelet: bool,
 ) {
-    let listener = match tokio::net::TcpListener::from_std(listener) {
-        Ok(l) => l,
-        Err(e) => {
+    let bind = |l: std::net::TcpListener| tokio::net::TcpListener::from_std(l);
+    let (listener, downloads) = match (
+        bind(listeners.api),
+        listeners.downloads.map(bind).transpose(),
+    ) {
+        (Ok(l), Ok(d)) => (l, d),
+        (Err(e), _) | (_, Err(e)) => {
             let _ = ready.send(Err(e.to_string()));
             return;
         }
@@ -48,11 +62,32 @@ pub(crate) async fn serve(
         tokio::spawn(crate::velero_sim::run(shared.clone()));
     }
     let app = axum::Router::new().fallback(handle).with_state(shared);
-    let _ = ready.send(Ok(()));
+    if let Some(d) = downloads {
+        tokio::spawn(axum::serve(d, app.clone()).into_future());
+    }
     // Not a graceful shutdown: open watches would hold it for their whole timeout.
-    tokio::select! {
-        _ = axum::serve(listener, app) => {}
-        _ = shutdown => {}
+    match listeners.tls {
+        Some(acceptor) => {
+            let tls = match crate::tls::TlsListener::new(listener, acceptor) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = ready.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            let _ = ready.send(Ok(()));
+            tokio::select! {
+                _ = axum::serve(tls, app) => {}
+                _ = shutdown => {}
+            }
+        }
+        None => {
+            let _ = ready.send(Ok(()));
+            tokio::select! {
+                _ = axum::serve(listener, app) => {}
+                _ = shutdown => {}
+            }
+        }
     }
 }
 
@@ -121,28 +156,32 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 status: code,
                 watch,
                 user: None,
+                authorized: Vec::new(),
             },
         );
         return response;
     }
-    let user = match authenticate_and_authorize(&shared, &req) {
-        Ok(user) => user,
-        Err((e, user)) => {
-            record(
-                &shared,
-                RequestRecord {
-                    method: req.method().to_string(),
-                    path: req.uri().path().to_string(),
-                    query: req.uri().query().unwrap_or("").to_string(),
-                    content_type: None,
-                    status: e.code,
-                    watch: is_watch(req.uri().query()),
-                    user,
-                },
-            );
-            return error_response(&e);
-        }
-    };
+    let Access {
+        user,
+        checks: authorized,
+        denied,
+    } = authenticate_and_authorize(&shared, &req);
+    if let Some(e) = denied {
+        record(
+            &shared,
+            RequestRecord {
+                method: req.method().to_string(),
+                path: req.uri().path().to_string(),
+                query: req.uri().query().unwrap_or("").to_string(),
+                content_type: None,
+                status: e.code,
+                watch: is_watch(req.uri().query()),
+                user: user.map(|u| u.name),
+                authorized,
+            },
+        );
+        return error_response(&e);
+    }
     let user_name = user.as_ref().map(|u| u.name.clone());
     if let Some((ns, name, verb)) = pod_stream_target(req.uri().path())
         && (verb == "log" || req.headers().contains_key(header::UPGRADE))
@@ -155,6 +194,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             status: 0,
             watch: false,
             user: user_name.clone(),
+            authorized: authorized.clone(),
         };
         let response = if verb == "log" {
             let query = axum::extract::Query::<HashMap<String, String>>::try_from_uri(req.uri())
@@ -225,6 +265,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 status: 415,
                 watch,
                 user: user_name,
+                authorized,
             },
         );
         return response;
@@ -249,6 +290,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             status: response.status().as_u16(),
             watch,
             user: user_name,
+            authorized,
         },
     );
     response
@@ -258,41 +300,52 @@ fn is_watch(query: Option<&str>) -> bool {
     query.is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"))
 }
 
-/// Auth mode: the request's user if it may do what it asks; else the 401 (unknown,
-/// missing or revoked token) or 403 (RBAC) to answer, with the user when known.
-/// Without auth mode every request passes as nobody in particular.
-#[allow(clippy::result_large_err)] // only on the error path of one request
-fn authenticate_and_authorize(
-    shared: &Shared,
-    req: &Request,
-) -> Result<Option<User>, (ApiError, Option<String>)> {
+/// Who asked, what RBAC was asked to allow, and the 401/403 to answer if anything.
+#[derive(Default)]
+struct Access {
+    user: Option<User>,
+    checks: Vec<String>,
+    denied: Option<ApiError>,
+}
+
+/// Auth mode: authenticates the request (401 for an unknown, missing or revoked token)
+/// and authorizes it with RBAC (403). Without auth mode every request passes as nobody
+/// in particular.
+fn authenticate_and_authorize(shared: &Shared, req: &Request) -> Access {
     let Some(auth) = &shared.auth else {
-        return Ok(None);
+        return Access::default();
     };
     let path = req.uri().path();
     // The simulated object store's presigned URLs are not API requests.
     if path.starts_with("/velero-download/") {
-        return Ok(None);
+        return Access::default();
     }
     let header = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let Some(user) = lock(auth).authenticate(header) else {
-        return Err((crate::auth::unauthorized(), None));
+        return Access {
+            denied: Some(crate::auth::unauthorized()),
+            ..Access::default()
+        };
     };
     let info = RequestInfo::of(req.method().as_str(), path, is_watch(req.uri().query()));
     let mut checks = vec![info.clone()];
     if needs_create_too(&info, req.headers().contains_key(header::UPGRADE)) {
         checks.push(info.with_verb("create"));
     }
+    let mut access = Access {
+        checks: checks.iter().map(RequestInfo::summary).collect(),
+        ..Access::default()
+    };
     let st = lock(&shared.store);
-    for check in &checks {
-        if !authorize(&st, &user, check) {
-            return Err((forbidden(&user, check), Some(user.name)));
-        }
-    }
-    Ok(Some(user))
+    access.denied = checks
+        .iter()
+        .find(|c| !authorize(&st, &user, c))
+        .map(|c| forbidden(&user, c));
+    access.user = Some(user);
+    access
 }
 
 /// `(namespace, pod, "log" | "attach" | "exec")` for pod streaming subresources.
@@ -439,7 +492,10 @@ fn route(
                 .unwrap_or_default();
         }
         ["api"] => {
-            let addr = shared.url.trim_start_matches("http://");
+            let addr = shared
+                .url
+                .trim_start_matches("http://")
+                .trim_start_matches("https://");
             return json_response(
                 200,
                 &json!({"kind": "APIVersions", "versions": ["v1"],

@@ -838,7 +838,7 @@ async fn download_request(shared: Arc<Shared>, t: usize, ns: String, name: Strin
     };
     let token = format!("{ns}.{name}.{}", lock(&shared.store).resource_version());
     lock(&shared.velero).store_download(token.clone(), gzip(&body));
-    let url = format!("{}/velero-download/{token}", shared.url);
+    let url = format!("{}/velero-download/{token}", shared.download_url);
     mutate(&shared, t, &ns, &name, |o| {
         o["status"] =
             json!({"phase": "Processed", "downloadURL": url, "expiration": timestamp_in(600)});

@@ -105,6 +105,11 @@ pub async fn run(global: &GlobalArgs, args: &EndpointArgs) -> Result<ExitStatus,
     // Validate the flags before talking to the cluster.
     target_from(&args.request(), None)?;
     let client = crate::commands::cli::client_from(global).await?;
+    crate::commands::preflight::check(
+        &client,
+        &crate::commands::preflight::restore_endpoint(global),
+    )
+    .await?;
     move_endpoint(&client, global, args).await
 }
 

@@ -75,6 +75,8 @@ pub async fn run(global: &GlobalArgs, args: &PlatformArgs) -> Result<ExitStatus,
         target_from(&args.endpoint.request(), None)?;
     }
     let client = crate::commands::cli::client_from(global).await?;
+    let needs = crate::commands::preflight::restore_platform(global, args.endpoint.wants_move());
+    crate::commands::preflight::check(&client, &needs).await?;
     let now = jiff::Timestamp::now();
     let collected = collect(&client, global, &args.from_backup, now).await?;
     let plan = plan(global, args, &collected, now);
