@@ -295,7 +295,7 @@ mod client {
             KubeError::Client(_) => Some("check the cluster entry of your kubeconfig".into()),
             KubeError::Api { .. } => match self.status_code() {
                 Some(401) => Some("your credentials were rejected; log in again (`kubectl get ns` should work)".into()),
-                Some(403) => Some("your user lacks RBAC for this; see the ClusterRole in the README".into()),
+                Some(403) => Some("your user lacks RBAC for this: bind it to the command's ClusterRole in deploy/rbac.yaml, then re-run (what was done before this step is reported above)".into()),
                 _ => Some("check that the cluster is reachable: `kubectl get ns`".into()),
             },
         }

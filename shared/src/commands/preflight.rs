@@ -153,6 +153,8 @@ pub fn backup_db(global: &GlobalArgs, pod_namespace: Option<&str>) -> Needs {
     platform_secrets(&mut n, global);
     if let Some(ns) = pod_namespace {
         client_pod(&mut n, ns, PodUse::Attach);
+        // pg_dump's messages are read from the pod's log once it ends.
+        n.add([Permission::on_sub::<Pod>("get", "log", Some(ns))]);
     }
     n
 }

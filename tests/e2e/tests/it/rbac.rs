@@ -138,6 +138,8 @@ fn cases(role: &str) -> Vec<Case> {
             case("kubectl-astro-dbconn", || {
                 strings(&["-c", r#"select count(*) from "Deployment""#])
             }),
+            // psql reads the end of stdin (null) and quits.
+            case("kubectl-astro-dbconn", || strings(&["--shell"])),
         ],
         "kubectl-astro-backup" => {
             let describe = failed;
