@@ -86,6 +86,7 @@ macro_rules! velero_resource {
 
 pub mod backup;
 pub mod backupstoragelocation;
+pub mod contents;
 pub mod deletebackuprequest;
 pub mod download;
 pub mod downloadrequest;

@@ -118,6 +118,8 @@ async fn check_variant(
             new: endpoint,
             old,
             sqlproxy,
+            platform_release: None,
+            restore: None,
         },
     );
     let plugin = installed();

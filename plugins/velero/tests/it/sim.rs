@@ -62,6 +62,8 @@ async fn simulated_velero_runs_the_plugin_on_restored_items() {
             port: 5432,
         }),
         sqlproxy: None,
+        platform_release: None,
+        restore: None,
     };
     let mut cm = serde_json::to_value(config.configmap("velero")).unwrap();
     cm["apiVersion"] = "v1".into();
@@ -188,6 +190,8 @@ async fn server_status_request_lists_the_plugin_and_config_is_written() {
                 }),
                 old: None,
                 sqlproxy: None,
+                platform_release: None,
+                restore: None,
             };
             install::write_config(&client, "velero", &config)
                 .await
