@@ -93,6 +93,7 @@ pub mod downloadrequest;
 mod phase;
 pub mod restore;
 pub mod schedule;
+pub mod server_status;
 pub mod serverstatusrequest;
 
 pub use backup::{Backup, BackupSpec, BackupStatus, BackupStatusPhase};

@@ -166,16 +166,14 @@ async fn server_status_request_lists_the_plugin_and_config_is_written() {
         })
         .unwrap();
         let client = client(&cluster).await;
-        let plugins = install::loaded_plugins(&client, "velero").await.unwrap();
+        let answer =
+            astro::velero::server_status::ask(&client, "velero", "test-", install::STATUS_TIMEOUT)
+                .await;
         assert!(
-            plugins.iter().any(|(_, n)| n == "velero.io/pod"),
-            "{plugins:?}"
+            answer.has_plugin("RestoreItemAction", "velero.io/pod"),
+            "{answer:?}"
         );
-        assert_eq!(
-            install::has_db_endpoint(&plugins),
-            with_plugin,
-            "{plugins:?}"
-        );
+        assert_eq!(install::has_db_endpoint(&answer), with_plugin, "{answer:?}");
         assert!(
             cluster
                 .list("velero.io/v1", "ServerStatusRequest", Some("velero"))
