@@ -234,3 +234,59 @@ fn platform_restore(
             .is_some()
     );
 }
+
+/// `--dry-run` shows the ConfigMap the plugin would get with the Restore, and creates
+/// neither (the ServerStatusRequest and DownloadRequest it reads with are removed).
+#[test]
+fn restore_platform_dry_run_shows_the_plugin_configmap() {
+    let bin = e2e_tests::bin("kubectl-astro-restore");
+    let plugin = installed();
+    let cluster = e2e_tests::cluster_builder()
+        .without_pg()
+        .options(|o| o.velero_plugin_dir = plugin.path.parent().map(std::path::Path::to_path_buf))
+        .start();
+    let backup = e2e_tests::fixture_name("astro-nightly-20261124010000");
+    let out = e2e_tests::run(
+        bin,
+        [
+            "platform",
+            "--from-backup",
+            &backup,
+            "--db-host",
+            NEW_HOST,
+            "--dry-run",
+            "-o",
+            "json",
+        ],
+        &cluster,
+    );
+    let text = e2e_tests::output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let stream: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let items = stream["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| vec![stream.clone()]);
+    let cm = items
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap")
+        .unwrap_or_else(|| panic!("no ConfigMap in {stream}"));
+    assert_eq!(cm["metadata"]["name"], "astro-db-endpoint");
+    assert_eq!(cm["data"]["newHost"], NEW_HOST);
+    assert_eq!(cm["data"]["oldHost"], OLD_HOST, "read from the backup");
+    let restore = items.iter().find(|o| o["kind"] == "Restore").unwrap();
+    assert_eq!(cm["data"]["restoreName"], restore["metadata"]["name"]);
+    for (api, kind) in [
+        ("v1", "ConfigMap"),
+        ("velero.io/v1", "Restore"),
+        ("velero.io/v1", "ServerStatusRequest"),
+        ("velero.io/v1", "DownloadRequest"),
+    ] {
+        let left: Vec<Value> = cluster
+            .list(api, kind, Some("velero"))
+            .into_iter()
+            .filter(|o| kind != "ConfigMap" || o["metadata"]["name"] == "astro-db-endpoint")
+            .collect();
+        assert!(left.is_empty(), "{kind}: {left:?}");
+    }
+}
