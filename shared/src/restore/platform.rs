@@ -252,19 +252,9 @@ mod tests {
     }
 
     fn tarball(files: &[(&str, Value)]) -> Vec<u8> {
-        use std::io::Write as _;
-        let mut tar = tar::Builder::new(Vec::new());
-        for (path, value) in files {
-            let data = value.to_string();
-            let mut header = tar::Header::new_gnu();
-            header.set_size(data.len() as u64);
-            header.set_mode(0o644);
-            header.set_cksum();
-            tar.append_data(&mut header, path, data.as_bytes()).unwrap();
-        }
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&tar.into_inner().unwrap()).unwrap();
-        gz.finish().unwrap()
+        let texts: Vec<(&str, String)> = files.iter().map(|(p, v)| (*p, v.to_string())).collect();
+        let files: Vec<(&str, &[u8])> = texts.iter().map(|(p, t)| (*p, t.as_bytes())).collect();
+        crate::velero::contents::testing::tarball(&files)
     }
 
     #[test]

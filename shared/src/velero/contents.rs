@@ -84,12 +84,13 @@ fn not_json(path: String, reason: String) -> ContentsError {
     ContentsError::NotJson { path, reason }
 }
 
+/// Backup tarballs for unit tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod testing {
     use std::io::Write;
 
-    fn tarball(files: &[(&str, &[u8])]) -> Vec<u8> {
+    /// A gzip-compressed tar file holding `files` (`path`, content).
+    pub(crate) fn tarball(files: &[(&str, &[u8])]) -> Vec<u8> {
         let mut tar = tar::Builder::new(Vec::new());
         for (path, data) in files {
             let mut header = tar::Header::new_gnu();
@@ -102,6 +103,12 @@ mod tests {
         gz.write_all(&tar.into_inner().unwrap()).unwrap();
         gz.finish().unwrap()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::tarball;
+    use super::*;
 
     #[test]
     fn finds_an_object_in_either_place() {
