@@ -69,6 +69,18 @@ const BACKED_UP: [&str; 5] = [
     "astronomer-radiant-quasar-7720",
 ];
 
+/// `restore platform --from-backup <the fixture backup> --db-host NEW` with `extra`.
+fn run_platform(
+    bin: &std::path::Path,
+    cluster: &fake_cluster::FakeCluster,
+    extra: &[&str],
+) -> std::process::Output {
+    let backup = e2e_tests::fixture_name("astro-nightly-20261124010000");
+    let mut args = vec!["platform", "--from-backup", &backup, "--db-host", NEW_HOST];
+    args.extend_from_slice(extra);
+    e2e_tests::run(bin, args, cluster)
+}
+
 fn decoded(secret: &Value, key: &str) -> String {
     use base64::Engine as _;
     let b64 = secret["data"][key].as_str().unwrap_or_default();
@@ -108,20 +120,10 @@ fn platform_restore(
     cluster.clear_requests();
     let saved = tempfile::tempdir().unwrap();
     let save_to = saved.path().join("originals.json");
-    let backup = e2e_tests::fixture_name("astro-nightly-20261124010000");
-    let out = e2e_tests::run(
+    let out = run_platform(
         bin,
-        [
-            "platform",
-            "--from-backup",
-            &backup,
-            "--db-host",
-            NEW_HOST,
-            "--yes",
-            "--save-to",
-            save_to.to_str().unwrap(),
-        ],
         &cluster,
+        &["--yes", "--save-to", save_to.to_str().unwrap()],
     );
     let text = e2e_tests::output_text(&out);
     assert_eq!(
@@ -245,21 +247,7 @@ fn restore_platform_dry_run_shows_the_plugin_configmap() {
         .without_pg()
         .options(|o| o.velero_plugin_dir = plugin.path.parent().map(std::path::Path::to_path_buf))
         .start();
-    let backup = e2e_tests::fixture_name("astro-nightly-20261124010000");
-    let out = e2e_tests::run(
-        bin,
-        [
-            "platform",
-            "--from-backup",
-            &backup,
-            "--db-host",
-            NEW_HOST,
-            "--dry-run",
-            "-o",
-            "json",
-        ],
-        &cluster,
-    );
+    let out = run_platform(&bin, &cluster, &["--dry-run", "-o", "json"]);
     let text = e2e_tests::output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     let stream: Value = serde_json::from_slice(&out.stdout).unwrap();
