@@ -556,6 +556,10 @@ mod platform_restore {
                 "check it with `kubectl get restore {name} -n {namespace} -o yaml`; when it is Completed, `kubectl astro restore endpoint` moves the database endpoint"
             ),
             PlatformRestoreError::NotConfirmed => "re-run with --yes (see --dry-run for what would happen)".into(),
+            PlatformRestoreError::OtherPluginConfig { namespace, names } => format!(
+                "restore platform writes its own, scoped to its restore: remove the other with `kubectl delete configmap {} -n {namespace}` (save it first with `kubectl get configmap -o yaml` if you still need it), then re-run",
+                names.join(" ")
+            ),
         })
         }
     }

@@ -212,8 +212,21 @@ fn endpoint(n: &mut Needs, global: &GlobalArgs) {
         .verbs::<StatefulSet>(&["get", "list", "patch"], p);
 }
 
+/// Asking the Velero server what it runs: a ServerStatusRequest created, watched until
+/// answered (a watch starts with a list), and deleted.
+fn server_status(needs: &mut Needs, global: &GlobalArgs) {
+    needs.verbs::<ServerStatusRequest>(
+        &["create", "get", "list", "watch", "delete"],
+        Some(&global.velero_namespace),
+    );
+}
+
 /// `kubectl astro restore platform`: the storage location set ReadOnly, the full
-/// Restore watched to its end, then (with a target) the endpoint move.
+/// Restore watched to its end, then (with a target) the endpoint move. With a target it
+/// first asks Velero whether velero-plugin-astro is loaded and, if so, reads the old
+/// endpoint from the backup's contents and writes the plugin's ConfigMap (other ones are
+/// listed to refuse a clash), removed after the restore. Whether the plugin is loaded is
+/// only known from that answer, so its ConfigMap permissions are asked for up front.
 pub fn restore_platform(global: &GlobalArgs, moves_endpoint: bool) -> Needs {
     let v = Some(global.velero_namespace.as_str());
     let mut n = needs("restore", "platform");
@@ -221,6 +234,9 @@ pub fn restore_platform(global: &GlobalArgs, moves_endpoint: bool) -> Needs {
         .verbs::<BackupStorageLocation>(&["get", "patch"], v)
         .verbs::<Restore>(&["create", "get", "list", "watch"], v);
     if moves_endpoint {
+        server_status(&mut n, global);
+        download(&mut n, global);
+        n.verbs::<ConfigMap>(&["get", "list", "create", "update", "delete"], v);
         endpoint(&mut n, global);
     }
     n
@@ -235,8 +251,8 @@ pub fn status(global: &GlobalArgs, local: bool) -> Needs {
         .verbs::<Backup>(READ, v)
         .verbs::<Schedule>(READ, v)
         .verbs::<BackupStorageLocation>(READ, v)
-        .verbs::<ServerStatusRequest>(&["create", "get", "list", "watch", "delete"], v)
         .verbs::<ConfigMap>(&["get"], v);
+    server_status(&mut n, global);
     download(&mut n, global);
     platform_secrets(&mut n, global);
     if !local {

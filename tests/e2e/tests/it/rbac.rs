@@ -65,6 +65,12 @@ impl RoleCluster {
                 "name": role["metadata"]["name"]},
             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": USER}],
         }));
+        // velero-plugin-astro loaded (as `velero plugin add` would), so that
+        // `restore platform --db-host` takes the plugin's way.
+        cluster.velero_set_plugins(&[
+            ("ObjectStore", "velero.io/aws"),
+            ("RestoreItemAction", "astronomer.io/db-endpoint"),
+        ]);
         let kubeconfig = cluster.kubeconfig_for(USER);
         RoleCluster {
             cluster,
@@ -179,8 +185,42 @@ fn cases(role: &str) -> Vec<Case> {
                 case("kubectl-astro-restore", || {
                     strings(&["celestial-zenith-1234", "--yes"])
                 }),
-                case("kubectl-astro-restore", move || {
-                    strings(&["platform", "--from-backup", &b, "--yes"])
+                case("kubectl-astro-restore", {
+                    let b = b.clone();
+                    move || {
+                        let name = unique("rbac-pl");
+                        strings(&[
+                            "platform",
+                            "--from-backup",
+                            &b,
+                            "--restore-name",
+                            &name,
+                            "--yes",
+                        ])
+                    }
+                }),
+                // With velero-plugin-astro reported loaded: its ConfigMap is written for
+                // the restore and removed after; the endpoint stays where it is.
+                case("kubectl-astro-restore", {
+                    let (h, p) = (h.clone(), p.clone());
+                    move || {
+                        let save = std::env::temp_dir().join(format!("{}.json", unique("rbac-pl")));
+                        let name = unique("rbac-pl");
+                        strings(&[
+                            "platform",
+                            "--from-backup",
+                            &b,
+                            "--restore-name",
+                            &name,
+                            "--db-host",
+                            &h,
+                            "--db-port",
+                            &p,
+                            "--yes",
+                            "--save-to",
+                            save.to_str().unwrap(),
+                        ])
+                    }
                 }),
                 // Away and back again, so the next cases still reach the database.
                 case("kubectl-astro-restore", || {
