@@ -176,8 +176,14 @@ fn cases(role: &str) -> Vec<Case> {
             ]
         }
         "kubectl-astro-restore" => {
-            let b = backup.clone();
-            let (h, p) = (db_host.to_owned(), db_port.clone());
+            let moved = ["--db-host", "db-new.example.invalid"].map(String::from);
+            let back = [
+                "--db-host".into(),
+                db_host.to_owned(),
+                "--db-port".into(),
+                db_port,
+            ];
+            let (b1, b2, back2) = (backup.clone(), backup, back.clone());
             vec![
                 case("kubectl-astro-restore", || {
                     strings(&["undelete", "boreal-aphelion-0042", "--force", "--yes"])
@@ -185,68 +191,13 @@ fn cases(role: &str) -> Vec<Case> {
                 case("kubectl-astro-restore", || {
                     strings(&["celestial-zenith-1234", "--yes"])
                 }),
-                case("kubectl-astro-restore", {
-                    let b = b.clone();
-                    move || {
-                        let name = unique("rbac-pl");
-                        strings(&[
-                            "platform",
-                            "--from-backup",
-                            &b,
-                            "--restore-name",
-                            &name,
-                            "--yes",
-                        ])
-                    }
-                }),
+                case("kubectl-astro-restore", move || platform(&b1, &[])),
                 // With velero-plugin-astro reported loaded: its ConfigMap is written for
                 // the restore and removed after; the endpoint stays where it is.
-                case("kubectl-astro-restore", {
-                    let (h, p) = (h.clone(), p.clone());
-                    move || {
-                        let save = std::env::temp_dir().join(format!("{}.json", unique("rbac-pl")));
-                        let name = unique("rbac-pl");
-                        strings(&[
-                            "platform",
-                            "--from-backup",
-                            &b,
-                            "--restore-name",
-                            &name,
-                            "--db-host",
-                            &h,
-                            "--db-port",
-                            &p,
-                            "--yes",
-                            "--save-to",
-                            save.to_str().unwrap(),
-                        ])
-                    }
-                }),
+                case("kubectl-astro-restore", move || platform(&b2, &back2)),
                 // Away and back again, so the next cases still reach the database.
-                case("kubectl-astro-restore", || {
-                    let save = std::env::temp_dir().join(format!("{}.json", unique("rbac-ep")));
-                    strings(&[
-                        "endpoint",
-                        "--db-host",
-                        "db-new.example.invalid",
-                        "--yes",
-                        "--save-to",
-                        save.to_str().unwrap(),
-                    ])
-                }),
-                case("kubectl-astro-restore", move || {
-                    let save = std::env::temp_dir().join(format!("{}.json", unique("rbac-ep")));
-                    strings(&[
-                        "endpoint",
-                        "--db-host",
-                        &h,
-                        "--db-port",
-                        &p,
-                        "--yes",
-                        "--save-to",
-                        save.to_str().unwrap(),
-                    ])
-                }),
+                case("kubectl-astro-restore", move || endpoint(&moved)),
+                case("kubectl-astro-restore", move || endpoint(&back)),
             ]
         }
         "kubectl-astro-status" => vec![Case {
@@ -255,6 +206,29 @@ fn cases(role: &str) -> Vec<Case> {
         }],
         other => panic!("no commands listed for ClusterRole {other}"),
     }
+}
+
+/// `restore platform` from `backup` under a fresh restore name, with `extra` flags.
+fn platform(backup: &str, extra: &[String]) -> Vec<String> {
+    let mut args = strings(&["platform", "--from-backup", backup, "--restore-name"]);
+    args.push(unique("rbac-pl"));
+    args.extend(with_save_to(extra));
+    args
+}
+
+/// `restore endpoint` with `target` flags.
+fn endpoint(target: &[String]) -> Vec<String> {
+    let mut args = strings(&["endpoint"]);
+    args.extend(with_save_to(target));
+    args
+}
+
+/// `args`, then `--yes` and a fresh `--save-to` file for the saved originals.
+fn with_save_to(args: &[String]) -> Vec<String> {
+    let save = std::env::temp_dir().join(format!("{}.json", unique("rbac-originals")));
+    let mut out = args.to_vec();
+    out.extend(strings(&["--yes", "--save-to", save.to_str().unwrap()]));
+    out
 }
 
 /// The verbs and resources a rule grants, as the forbidden message names them.
