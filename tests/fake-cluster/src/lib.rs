@@ -1,5 +1,7 @@
 //! A fake Kubernetes API server speaking the real wire protocol, loaded from YAML.
-//! Used by the integration tests and by the sandbox; see `FakeCluster`.
+//! Used by the integration tests and by the sandbox; see `FakeCluster`. With
+//! `Options::auth` it authenticates bearer tokens and authorizes with the RBAC objects
+//! it holds (`auth`), over HTTPS (`tls`).
 
 mod auth;
 mod kubelet;
@@ -66,8 +68,10 @@ pub struct Options {
     pub velero_plugin_dir: Option<PathBuf>,
     /// Auth mode: every request needs `Authorization: Bearer <token>` of one of these
     /// users (or of the admin, [`ADMIN_USER`], whom the default kubeconfig names and RBAC
-    /// never restricts); others are authorized by the RBAC objects in the store. `None`:
-    /// every request is allowed, as before.
+    /// never restricts); others are authorized by the RBAC objects in the store
+    /// (`FakeCluster::kubeconfig_for`, `FakeCluster::revoke_token`). The API is then
+    /// served over HTTPS with a self-signed certificate the kubeconfigs trust (kubectl
+    /// sends tokens only over TLS). `None`: plain HTTP, every request allowed.
     pub auth: Option<Vec<TokenUser>>,
 }
 
@@ -481,7 +485,7 @@ impl FakeCluster {
         })
     }
 
-    /// The generated kubeconfig (context `fake`, token user, plain http).
+    /// The generated kubeconfig (context `fake`, the admin's token; https in auth mode).
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
     }
