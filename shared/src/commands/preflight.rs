@@ -260,3 +260,88 @@ pub fn status(global: &GlobalArgs, local: bool) -> Needs {
     }
     n
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn global() -> GlobalArgs {
+        GlobalArgs {
+            platform_namespace: "astronomer".into(),
+            velero_namespace: "velero".into(),
+            ..GlobalArgs::default()
+        }
+    }
+
+    fn shown(n: &Needs) -> Vec<String> {
+        n.permissions.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn printing_a_connection_needs_only_to_read_the_platform_secrets() {
+        let n = dbconn(&global(), None);
+        assert_eq!(n.command, "kubectl astro dbconn");
+        assert_eq!(n.role, "kubectl-astro-dbconn");
+        assert_eq!(
+            shown(&n),
+            [
+                "get on namespaces in namespace astronomer",
+                "get on secrets in namespace astronomer",
+                "list on secrets in namespace astronomer",
+            ]
+        );
+    }
+
+    #[test]
+    fn client_pods_need_what_their_use_needs() {
+        let g = global();
+        let command = shown(&dbconn(&g, Some(("astronomer", PodUse::Command))));
+        assert!(command.contains(&"get on pods/log in namespace astronomer".to_string()));
+        assert!(command.contains(&"create on secrets in namespace astronomer".to_string()));
+        assert!(
+            !command
+                .iter()
+                .any(|p| p.contains("pods/attach") || p.contains("pods/exec"))
+        );
+        let shell = shown(&dbconn(&g, Some(("astronomer", PodUse::Attach))));
+        assert!(shell.contains(&"get on pods/attach in namespace astronomer".to_string()));
+        assert!(shell.contains(&"create on pods/attach in namespace astronomer".to_string()));
+        // The relay carries no Secret: the password never enters the cluster.
+        let relay = shown(&restore_undelete(&g, false));
+        assert!(relay.contains(&"create on pods/exec in namespace astronomer".to_string()));
+        assert!(
+            !relay
+                .iter()
+                .any(|p| p.contains("on secrets") && p.starts_with("create"))
+        );
+        // --local starts no pod.
+        assert!(
+            !shown(&restore_undelete(&g, true))
+                .iter()
+                .any(|p| p.contains("pods"))
+        );
+        assert!(!shown(&status(&g, true)).iter().any(|p| p.contains("pods")));
+    }
+
+    #[test]
+    fn the_endpoint_move_is_asked_for_only_when_platform_moves_it() {
+        let g = global();
+        let plain = shown(&restore_platform(&g, false));
+        assert!(plain.contains(
+            &"patch on backupstoragelocations.velero.io in namespace velero".to_string()
+        ));
+        assert!(
+            !plain
+                .iter()
+                .any(|p| p.contains("secrets") || p.contains("configmaps"))
+        );
+        let moving = shown(&restore_platform(&g, true));
+        assert!(moving.contains(&"patch on secrets cluster-wide".to_string()));
+        assert!(moving.contains(&"create on configmaps in namespace velero".to_string()));
+        assert!(
+            moving.contains(
+                &"create on serverstatusrequests.velero.io in namespace velero".to_string()
+            )
+        );
+    }
+}
