@@ -8,6 +8,7 @@ mod fixtures;
 mod fixtures_pg;
 mod harness;
 mod krew;
+mod rbac;
 mod restore;
 mod sandbox;
 mod snapshot;
