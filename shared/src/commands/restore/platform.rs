@@ -14,6 +14,7 @@ use crate::endpoint::target::Endpoint;
 use crate::endpoint::target_from;
 use crate::output::{self, Confirmation, note};
 use crate::restore::RestoreError;
+use crate::restore::collect::unfinished_restore;
 use crate::restore::outcome::Outcome;
 use crate::restore::platform::{
     PlatformRestoreError, check_backup, endpoint_in_backup, plan_read_only, plugin_config,
@@ -61,6 +62,8 @@ struct PlatformPlan {
     read_only: Option<Value>,
     restore_name: String,
     restore: Value,
+    /// `restore_name` is an earlier run's restore, still running: wait for it.
+    adopted: bool,
 }
 
 /// How the database endpoint moves with the restore.
@@ -107,7 +110,19 @@ pub async fn run(global: &GlobalArgs, args: &PlatformArgs) -> Result<ExitStatus,
     crate::commands::preflight::check(&client, &needs).await?;
     let now = jiff::Timestamp::now();
     let collected = collect(&client, global, &args.from_backup, now).await?;
-    let plan = plan(global, args, &collected, now);
+    let mut plan = plan(global, args, &collected, now);
+    let everything = ["*".to_owned()];
+    if let Some(earlier) = unfinished_restore(
+        &client,
+        &global.velero_namespace,
+        &args.from_backup,
+        &everything,
+    )
+    .await?
+    {
+        plan.restore_name = earlier;
+        plan.adopted = true;
+    }
     let route = endpoint_route(&client, global, args, &plan).await?;
     if args.endpoint.dry_run {
         return dry_run(args, &collected, &plan, &route);
@@ -346,6 +361,7 @@ fn plan(
             .flatten(),
         restore: restore_object(&restore_name, &global.velero_namespace, name),
         restore_name,
+        adopted: false,
     }
 }
 
@@ -458,36 +474,8 @@ fn read_only_hint(vns: &str, plan: &PlatformPlan) -> String {
     )
 }
 
-/// Creates the Restore and waits for its end; anything but Completed is an error.
-/// A not yet finished Restore of every namespace of the same backup (an earlier run's).
-async fn unfinished_platform_restore(
-    restores: &Api<Restore>,
-    vns: &str,
-    plan: &PlatformPlan,
-) -> Result<Option<String>, Error> {
-    let list = restores
-        .list(&kube::api::ListParams::default())
-        .await
-        .map_err(|e| {
-            KubeError::api(
-                format!("list restores in {vns} (no restore was started)"),
-                e,
-            )
-        })?;
-    let backup = plan.restore["spec"]["backupName"].as_str();
-    Ok(list.items.into_iter().find_map(|r| {
-        let everything = r.spec.included_namespaces.as_deref() == Some(&["*".to_owned()][..]);
-        let phase = r
-            .status
-            .as_ref()
-            .and_then(|s| s.phase.clone())
-            .unwrap_or_default();
-        let unfinished = matches!(phase.as_str(), "" | "New" | "InProgress");
-        (everything && unfinished && r.spec.backup_name.as_deref() == backup)
-            .then(|| r.metadata.name.unwrap_or_default())
-    }))
-}
-
+/// Creates the Restore (unless an earlier run's is still running: then waits for that)
+/// and waits for its end; anything but Completed is an error.
 async fn restore_and_wait(
     client: &kube::Client,
     vns: &str,
@@ -496,18 +484,18 @@ async fn restore_and_wait(
     let restores: Api<Restore> = Api::namespaced(client.clone(), vns);
     let object: Restore = serde_json::from_value(plan.restore.clone())
         .map_err(|e| Error::Internal(format!("Restore object: {e}")))?;
-    let earlier = unfinished_platform_restore(&restores, vns, plan).await?;
-    let name = match &earlier {
+    let name = match plan.adopted {
         // An earlier run was stopped (killed) while waiting: wait for its restore rather
         // than restoring everything a second time.
-        Some(earlier) => {
+        true => {
             note(format!(
-                "restore {vns}/{earlier} of backup {} from an earlier run is still running; waiting for it instead of creating another",
+                "restore {vns}/{} of backup {} from an earlier run is still running; waiting for it instead of creating another",
+                plan.restore_name,
                 object.spec.backup_name.as_deref().unwrap_or_default()
             ));
-            earlier
+            &plan.restore_name
         }
-        None => {
+        false => {
             let name = &plan.restore_name;
             restores
                 .create(&PostParams::default(), &object)

@@ -102,11 +102,23 @@ pub(super) async fn run(global: &GlobalArgs, args: &RestoreArgs) -> Result<ExitS
     }
     let mut prepared = prepared;
     let api: Api<Restore> = Api::namespaced(kube.clone(), &global.velero_namespace);
-    create_restore(&api, &mut prepared.plan, &release).await?;
-    note(format!(
-        "created restore {}/{}",
-        global.velero_namespace, prepared.plan.name
-    ));
+    let vns = &global.velero_namespace;
+    let namespaces = [prepared.plan.namespace.clone()];
+    match collect::unfinished_restore(&kube, vns, &prepared.plan.backup, &namespaces).await? {
+        // An earlier run was stopped (killed, or its token revoked) while it waited: wait
+        // for its restore rather than restoring the namespace a second time.
+        Some(earlier) => {
+            note(format!(
+                "restore {vns}/{earlier} of {} from backup {} (an earlier run's) is still running; waiting for it instead of creating another",
+                prepared.plan.namespace, prepared.plan.backup
+            ));
+            prepared.plan.name = earlier;
+        }
+        None => {
+            create_restore(&api, &mut prepared.plan, &release).await?;
+            note(format!("created restore {vns}/{}", prepared.plan.name));
+        }
+    }
     report.restore = Some(prepared.plan.name.clone());
     let outcome = wait_outcome(&kube, global, args, &api, &prepared, &release, &houston).await;
     let outcome = match outcome {
