@@ -18,8 +18,8 @@ pub enum KubeError {
     /// The client could not be built from the configuration.
     #[error("cannot create a Kubernetes client: {0}")]
     Client(#[source] kube::Error),
-    /// An API call failed.
-    #[error("{action}: {source}")]
+    /// An API call failed (a 403 reads "forbidden: … needs <verb> on <resource>").
+    #[error("{}", api_message(action, source))]
     Api {
         /// What we were doing, naming the object (e.g. "get secret astronomer/astronomer-bootstrap").
         action: String,
@@ -49,6 +49,46 @@ impl KubeError {
     }
 }
 
+/// What a 403 from the API server says the user lacks, e.g. `create on restores.velero.io
+/// in namespace velero`, read from the API server's fixed wording (`User "u" cannot
+/// VERB resource "R" in API group "G" in the namespace "N"` / `at the cluster scope`).
+pub fn forbidden_need(message: &str) -> Option<String> {
+    let quoted = |after: &str| -> Option<String> {
+        let rest = &message[message.find(after)? + after.len()..];
+        let rest = rest.strip_prefix('"')?;
+        Some(rest[..rest.find('"')?].to_owned())
+    };
+    let verb = {
+        let rest = &message[message.find("\" cannot ")? + 9..];
+        rest.split_whitespace().next()?.to_owned()
+    };
+    let resource = quoted("resource ")?;
+    let group = quoted("in API group ").unwrap_or_default();
+    let resource = if group.is_empty() {
+        resource
+    } else {
+        format!("{resource}.{group}")
+    };
+    let scope = match quoted("in the namespace ") {
+        Some(ns) => format!("in namespace {ns}"),
+        None => "cluster-wide".to_owned(),
+    };
+    Some(format!("{verb} on {resource} {scope}"))
+}
+
+fn api_message(action: &str, source: &kube::Error) -> String {
+    if let kube::Error::Api(status) = source
+        && status.code == 403
+        && let Some(need) = forbidden_need(&status.message)
+    {
+        return format!(
+            "forbidden: {action} needs {need} (the API server refused: {})",
+            status.message
+        );
+    }
+    format!("{action}: {source}")
+}
+
 /// Builds a client from `--kubeconfig`/`KUBECONFIG`/`~/.kube/config` and `--context`.
 pub async fn connect(
     kubeconfig: Option<&std::path::Path>,
@@ -74,4 +114,38 @@ pub async fn connect(
             .map_err(config_error)?,
     };
     Client::try_from(config).map_err(KubeError::Client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forbidden_messages_name_the_missing_permission() {
+        assert_eq!(
+            forbidden_need(
+                r#"restores.velero.io is forbidden: User "oncall" cannot create resource "restores" in API group "velero.io" in the namespace "velero""#
+            )
+            .as_deref(),
+            Some("create on restores.velero.io in namespace velero")
+        );
+        assert_eq!(
+            forbidden_need(
+                r#"pods "p" is forbidden: User "u" cannot create resource "pods/exec" in API group "" in the namespace "astronomer""#
+            )
+            .as_deref(),
+            Some("create on pods/exec in namespace astronomer")
+        );
+        assert_eq!(
+            forbidden_need(
+                r#"namespaces is forbidden: User "u" cannot list resource "namespaces" in API group "" at the cluster scope"#
+            )
+            .as_deref(),
+            Some("list on namespaces cluster-wide")
+        );
+        assert_eq!(
+            forbidden_need("injected fault: 403 for GET /api/v1/x"),
+            None
+        );
+    }
 }

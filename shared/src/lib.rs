@@ -9,6 +9,7 @@
 //!    in `crds/velero/` (`scripts/gen-velero-types`), plus hand-written helpers there.
 //! 2. **Domain**: modules named for what they hold, deciding on typed values, each with
 //!    its own `thiserror` error, knowing nothing of clap, the terminal or exit codes:
+//!    the permissions a command needs ([`access`]),
 //!    connection strings ([`connection`]), Houston SQL ([`houston`]), `pgbouncer.ini`
 //!    ([`pgbouncer_ini`]), the Cloud SQL proxy ([`sqlproxy`]), Helm records ([`helm`]),
 //!    the platform's secrets and release ([`platform`]), namespaces ([`namespaces`]),
@@ -24,6 +25,7 @@
 //!    `run` (collect → plan → confirm → apply → report), the aggregate error and what
 //!    each domain error means to the user (exit status, next step).
 
+pub mod access;
 pub mod backup;
 pub mod client;
 pub mod clientpod;

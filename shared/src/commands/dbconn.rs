@@ -5,6 +5,7 @@
 // it once per run, so its size does not matter here.
 #![allow(clippy::result_large_err)]
 
+use crate::commands::preflight::{self, PodUse};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -325,6 +326,17 @@ pub async fn run(cli: Cli) -> Result<ExitStatus, Error> {
     cli.validate()?;
     let client = crate::commands::cli::client_from(&cli.global).await?;
     let namespace = cli.global.platform_namespace.clone();
+    let pod = match (&cli.command, cli.shell) {
+        _ if cli.local || cli.dry_run => None,
+        (Some(_), _) => Some(PodUse::Command),
+        (None, true) => Some(PodUse::Attach),
+        (None, false) => None,
+    };
+    preflight::check(
+        &client,
+        &preflight::dbconn(&cli.global, pod.map(|u| (namespace.as_str(), u))),
+    )
+    .await?;
     let release = platform::collect_platform_release(
         &client,
         &namespace,

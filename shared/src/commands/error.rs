@@ -44,6 +44,10 @@ macro_rules! module_errors {
         impl Error {
             /// The exit status of this error.
             pub fn exit_status(&self) -> ExitStatus {
+                // A permission the API server refused, however deep in the causes.
+                if self.forbidden_need().is_some() {
+                    return ExitStatus::Refused;
+                }
                 match self {
                     $( Error::$variant(e) => e.exit_status(), )*
                     Error::Output(_) | Error::Internal(_) => ExitStatus::Failed,
@@ -53,6 +57,11 @@ macro_rules! module_errors {
 
             /// The next step to print under the error, if any.
             pub fn next_step(&self) -> Option<String> {
+                if let Some(need) = self.forbidden_need() {
+                    return Some(format!(
+                        "forbidden: this needs {need}; ask a cluster admin to bind your user to the command's ClusterRole in deploy/rbac.yaml (what was done before this step is reported above; nothing after it was)"
+                    ));
+                }
                 match self {
                     $( Error::$variant(e) => e.next_step(), )*
                     Error::Output(crate::output::OutputError::Write(_)) => {
@@ -70,6 +79,8 @@ macro_rules! module_errors {
 }
 
 module_errors! {
+    /// The user lacks RBAC permissions a command needs (found before any change).
+    Access(crate::access::AccessError),
     /// Building the Kubernetes client or talking to the API server.
     Kube(crate::client::KubeError),
     /// `kubectl astro <cmd>` could not be dispatched.
@@ -106,6 +117,21 @@ module_errors! {
 }
 
 impl Error {
+    /// The permission a 403 of the API server among this error's causes names, e.g.
+    /// `create on restores.velero.io in namespace velero`.
+    pub fn forbidden_need(&self) -> Option<String> {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cause {
+            if let Some(kube::Error::Api(status)) = e.downcast_ref::<kube::Error>()
+                && status.code == 403
+            {
+                return crate::client::forbidden_need(&status.message);
+            }
+            cause = e.source();
+        }
+        None
+    }
+
     /// A usage error with a hint.
     pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
         Error::Usage {
@@ -293,10 +319,30 @@ mod client {
             KubeError::Client(_) => Some("check the cluster entry of your kubeconfig".into()),
             KubeError::Api { .. } => match self.status_code() {
                 Some(401) => Some("your credentials were rejected; log in again (`kubectl get ns` should work)".into()),
-                Some(403) => Some("your user lacks RBAC for this; see the ClusterRole in the README".into()),
+                Some(403) => Some("your user lacks RBAC for this: bind it to the command's ClusterRole in deploy/rbac.yaml, then re-run".into()),
                 _ => Some("check that the cluster is reachable: `kubectl get ns`".into()),
             },
         }
+        }
+    }
+}
+
+mod access {
+    use super::Diagnose;
+    use crate::access::AccessError;
+    use crate::commands::exit::ExitStatus;
+
+    impl Diagnose for AccessError {
+        fn exit_status(&self) -> ExitStatus {
+            ExitStatus::Refused
+        }
+
+        fn next_step(&self) -> Option<String> {
+            match self {
+                AccessError::Missing { role, .. } => Some(format!(
+                    "ask a cluster admin to bind your user to ClusterRole {role} (`kubectl apply -f deploy/rbac.yaml`, then a ClusterRoleBinding); `kubectl auth can-i --list` shows what you may do now"
+                )),
+            }
         }
     }
 }
@@ -534,6 +580,10 @@ mod platform_restore {
                 "check it with `kubectl get restore {name} -n {namespace} -o yaml`; when it is Completed, `kubectl astro restore endpoint` moves the database endpoint"
             ),
             PlatformRestoreError::NotConfirmed => "re-run with --yes (see --dry-run for what would happen)".into(),
+            PlatformRestoreError::OtherPluginConfig { namespace, names } => format!(
+                "restore platform writes its own, scoped to its restore: remove the other with `kubectl delete configmap {} -n {namespace}` (save it first with `kubectl get configmap -o yaml` if you still need it), then re-run",
+                names.join(" ")
+            ),
         })
         }
     }
@@ -771,5 +821,52 @@ mod status {
                 StatusError::BadInput { .. } => Some("see `kubectl astro status --help`".into()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_403_deep_in_the_causes_is_refused_and_named() {
+        let status = kube::core::Status {
+            code: 403,
+            message: r#"downloadrequests.velero.io is forbidden: User "u" cannot list resource "downloadrequests" in API group "velero.io" in the namespace "velero""#.into(),
+            reason: "Forbidden".into(),
+            ..kube::core::Status::default()
+        };
+        let kube = crate::client::KubeError::api(
+            "watch DownloadRequest x",
+            kube::Error::Api(Box::new(status)),
+        );
+        let err = Error::Download(crate::velero::download::DownloadError::Kube(kube));
+        assert_eq!(err.exit_status(), ExitStatus::Refused);
+        assert_eq!(
+            err.forbidden_need().as_deref(),
+            Some("list on downloadrequests.velero.io in namespace velero")
+        );
+        assert!(err.next_step().unwrap().starts_with(
+            "forbidden: this needs list on downloadrequests.velero.io in namespace velero;"
+        ));
+        assert_eq!(Error::Internal("x".into()).forbidden_need(), None);
+
+        // Through a watch that failed its initial list (kube's waits box their errors).
+        let status = kube::core::Status {
+            code: 403,
+            message: r#"pods is forbidden: User "u" cannot list resource "pods" in API group "" in the namespace "astronomer""#.into(),
+            ..kube::core::Status::default()
+        };
+        let watch =
+            kube::runtime::watcher::Error::InitialListFailed(kube::Error::Api(Box::new(status)));
+        let kube = crate::client::KubeError::api(
+            "watch pod p",
+            kube::Error::Service(Box::new(kube::runtime::wait::Error::ProbeFailed(watch))),
+        );
+        let err = Error::Kube(kube);
+        assert_eq!(
+            err.forbidden_need().as_deref(),
+            Some("list on pods in namespace astronomer")
+        );
     }
 }

@@ -8,5 +8,6 @@ pub mod dbconn;
 pub mod dispatch;
 pub mod error;
 pub mod exit;
+pub mod preflight;
 pub mod restore;
 pub mod status;

@@ -156,6 +156,8 @@ async fn replan(
                 &d.metadata,
                 &d.spec.map(|s| s.template).unwrap_or_default(),
                 ctx,
+                // It was planned, so it is needed: a conflict does not change that.
+                true,
             )
         }
         (Kind::StatefulSet, _) => {
@@ -170,6 +172,7 @@ async fn replan(
                 &s.metadata,
                 &s.spec.map(|s| s.template).unwrap_or_default(),
                 ctx,
+                true,
             )
         }
     })

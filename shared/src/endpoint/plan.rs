@@ -491,20 +491,24 @@ pub fn plan_sqlproxy_deployment(
     }))
 }
 
-/// Plans a rollout restart unless the workload was already restarted for this endpoint.
+/// Plans a rollout restart unless the workload's pods already started for this endpoint
+/// (its template carries the endpoint's fingerprint: a previous run restarted it, or the
+/// Velero plugin restored it so). `force`: a secret it reads changes in this run, so its
+/// pods must restart whatever the template says.
 pub fn plan_restart(
     kind: Kind,
     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
     template: &PodTemplateSpec,
     ctx: &PlanContext,
+    force: bool,
 ) -> Option<Change> {
-    let fingerprint = ctx.target.endpoint.as_ref()?.to_string();
+    let fingerprint = restart_fingerprint(ctx.target.endpoint.as_ref()?);
     let current = template
         .metadata
         .as_ref()
         .and_then(|m| m.annotations.as_ref())
         .and_then(|a| a.get(RESTARTED_FOR));
-    if current == Some(&fingerprint) {
+    if !force && current == Some(&fingerprint) {
         return None;
     }
     let (ns, name) = meta_name(meta);
@@ -520,6 +524,37 @@ pub fn plan_restart(
             }}}},
         }),
     })
+}
+
+/// The value of [`RESTARTED_FOR`] on the pod template of a workload whose pods started
+/// with the database secrets naming `endpoint`.
+pub fn restart_fingerprint(endpoint: &Endpoint) -> String {
+    endpoint.to_string()
+}
+
+/// Whether a move restarts this workload (it reads the database secrets): the platform's
+/// readers by name (by suffix when the release is unknown) and every `*-pgbouncer`
+/// Deployment.
+pub fn restarted_by_move(
+    kind: Kind,
+    namespace: &str,
+    name: &str,
+    platform_namespace: &str,
+    platform_release: Option<&str>,
+) -> bool {
+    if kind == Kind::Deployment && name.ends_with("-pgbouncer") {
+        return true;
+    }
+    namespace == platform_namespace
+        && platform_readers(platform_release.unwrap_or_default())
+            .iter()
+            .any(|(k, reader)| {
+                *k == kind
+                    && match platform_release {
+                        Some(_) => name == reader,
+                        None => name.ends_with(reader.as_str()),
+                    }
+            })
 }
 
 /// The platform workloads that read the database secrets, restarted after a move.
@@ -577,12 +612,13 @@ impl<'a> Index<'a> {
         ns: &str,
         name: &str,
         ctx: &PlanContext,
+        force: bool,
     ) -> Option<Option<Change>> {
         let template = |spec: Option<PodTemplateSpec>| spec.unwrap_or_default();
         match kind {
             Kind::Deployment => self.deployments.get(&(ns, name)).map(|d| {
                 let spec = d.spec.as_ref().map(|s| s.template.clone());
-                plan_restart(kind, &d.metadata, &template(spec), ctx)
+                plan_restart(kind, &d.metadata, &template(spec), ctx, force)
             }),
             _ => self
                 .collected
@@ -591,7 +627,7 @@ impl<'a> Index<'a> {
                 .find(|s| meta_name(&s.metadata) == (ns, name))
                 .map(|s| {
                     let spec = s.spec.as_ref().map(|s| s.template.clone());
-                    plan_restart(kind, &s.metadata, &template(spec), ctx)
+                    plan_restart(kind, &s.metadata, &template(spec), ctx, force)
                 }),
         }
     }
@@ -667,8 +703,12 @@ fn plan_platform(
             .extend(plan_sqlproxy_deployment(proxy, ctx)?);
     }
     if ctx.target.endpoint.is_some() {
+        let secrets_change = platform
+            .changes
+            .iter()
+            .any(|c| c.object.kind == Kind::Secret);
         for (kind, name) in platform_readers(&ctx.platform_release) {
-            match index.restart(kind, pns, &name, ctx) {
+            match index.restart(kind, pns, &name, ctx, secrets_change) {
                 Some(change) => platform.changes.extend(change),
                 None => notes.push(format!("{kind:?} {pns}/{name} not found; not restarted")),
             }
@@ -690,13 +730,11 @@ fn plan_deployment_namespaces<'a>(
             changes: Vec::new(),
         });
         if let Some(release) = name.strip_suffix("-pgbouncer-config") {
-            take(
-                plan_secret(secret, Role::PgbouncerConfig, ctx),
-                group,
-                notes,
-            );
+            let planned = plan_secret(secret, Role::PgbouncerConfig, ctx);
+            let config_changes = planned.change.is_some();
+            take(planned, group, notes);
             let pgbouncer = format!("{release}-pgbouncer");
-            match index.restart(Kind::Deployment, ns, &pgbouncer, ctx) {
+            match index.restart(Kind::Deployment, ns, &pgbouncer, ctx, config_changes) {
                 Some(change) => group.changes.extend(change),
                 None => notes.push(format!(
                     "Deployment {ns}/{pgbouncer} not found; not restarted"
@@ -874,6 +912,97 @@ mod tests {
     }
 
     #[test]
+    fn marked_workloads_restart_only_when_their_secrets_change() {
+        // Secrets already moved (a restore through the Velero plugin, or a re-run): the
+        // workloads whose template carries the fingerprint are left alone.
+        let mut collected = platform();
+        let moved = plan_move(&collected, &ctx()).unwrap();
+        for secret in &mut collected.secrets {
+            let id = format!(
+                "Secret/{}/{}",
+                secret.metadata.namespace.as_deref().unwrap(),
+                secret.metadata.name.as_deref().unwrap()
+            );
+            if let Some(change) = moved.changes().find(|c| c.object.id() == id) {
+                for edit in &change.edits {
+                    secret.data.get_or_insert_default().insert(
+                        edit.key.clone(),
+                        k8s_openapi::ByteString(edit.new.clone().into_bytes()),
+                    );
+                }
+            }
+        }
+        let again = plan_move(&collected, &ctx()).unwrap();
+        let ids: Vec<String> = again.changes().map(|c| c.object.id()).collect();
+        assert_eq!(
+            ids,
+            [
+                "Deployment/astronomer/astronomer-houston",
+                "Deployment/astronomer-r/r-pgbouncer"
+            ],
+            "grafana carries the fingerprint; the unmarked ones still restart"
+        );
+        for d in &mut collected.deployments {
+            d.spec
+                .get_or_insert_default()
+                .template
+                .metadata
+                .get_or_insert_default()
+                .annotations = Some([(RESTARTED_FOR.to_owned(), format!("{NEW}:5433"))].into());
+        }
+        assert_eq!(plan_move(&collected, &ctx()).unwrap().changes().count(), 0);
+        assert!(restarted_by_move(
+            Kind::Deployment,
+            "astronomer",
+            "astronomer-houston",
+            "astronomer",
+            Some("astronomer")
+        ));
+        assert!(restarted_by_move(
+            Kind::Deployment,
+            "astronomer",
+            "astro-houston-worker",
+            "astronomer",
+            None
+        ));
+        assert!(restarted_by_move(
+            Kind::Deployment,
+            "pool-7",
+            "r-pgbouncer",
+            "astronomer",
+            Some("astronomer")
+        ));
+        assert!(restarted_by_move(
+            Kind::StatefulSet,
+            "astronomer",
+            "astronomer-prometheus",
+            "astronomer",
+            Some("astronomer")
+        ));
+        assert!(!restarted_by_move(
+            Kind::StatefulSet,
+            "astronomer",
+            "astronomer-houston",
+            "astronomer",
+            Some("astronomer")
+        ));
+        assert!(!restarted_by_move(
+            Kind::Deployment,
+            "astronomer",
+            "astro-houston",
+            "astronomer",
+            Some("astronomer")
+        ));
+        assert!(!restarted_by_move(
+            Kind::Deployment,
+            "other",
+            "astronomer-houston",
+            "astronomer",
+            None
+        ));
+    }
+
+    #[test]
     fn plans_every_kind_of_change() {
         let plan = plan_move(&platform(), &ctx()).unwrap();
         let ids: Vec<(String, Role)> = plan.changes().map(|c| (c.object.id(), c.role)).collect();
@@ -890,6 +1019,11 @@ mod tests {
                 ),
                 (
                     "Deployment/astronomer/astronomer-houston".into(),
+                    Role::Restart
+                ),
+                // Marked for this endpoint already, but the secrets it reads change now.
+                (
+                    "Deployment/astronomer/astronomer-grafana".into(),
                     Role::Restart
                 ),
                 (
@@ -911,10 +1045,9 @@ mod tests {
             )
         );
         assert_eq!(houston.patch["metadata"]["resourceVersion"], "7");
-        let direct = plan.changes().nth(3).unwrap();
+        let direct = plan.changes().nth(4).unwrap();
         assert_eq!(direct.edits.len(), 1);
         assert_eq!(direct.edits[0].key, "kedaConnection");
-        // Grafana was restarted for this endpoint already; commander etc. are missing.
         assert!(
             plan.notes
                 .iter()

@@ -3,7 +3,11 @@
 
 use serde_json::{Value, json};
 
+use crate::endpoint::plan::{BOOTSTRAP_SECRET, Target};
+use crate::endpoint::target::{Endpoint, uri_endpoint};
+use crate::velero::contents::{self, ContentsError};
 use crate::velero::{Backup, BackupStorageLocation};
+use crate::velero_plugin::config::EndpointConfig;
 
 /// Errors of a whole-platform restore.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +51,17 @@ pub enum PlatformRestoreError {
     /// No TTY and no `--yes`.
     #[error("refusing to restore the whole platform without confirmation (no terminal)")]
     NotConfirmed,
+    /// Another ConfigMap configures the plugin: with two, it would rewrite nothing.
+    #[error(
+        "ConfigMap {} in namespace {namespace} already configures the Velero plugin's astronomer.io/db-endpoint action; with a second one it would move nothing",
+        names.join(", ")
+    )]
+    OtherPluginConfig {
+        /// Velero namespace.
+        namespace: String,
+        /// Their names.
+        names: Vec<String>,
+    },
 }
 
 /// Checks a Backup can be restored from; returns its storage location name.
@@ -113,6 +128,53 @@ pub fn restore_object(name: &str, velero_namespace: &str, backup: &str) -> Value
         },
         "spec": {"backupName": backup, "includedNamespaces": ["*"]},
     })
+}
+
+/// The database endpoint the backup brings back: the host and port of its bootstrap
+/// secret's `connection` (`None` when the backup does not hold that secret or it is not
+/// a URI). `tar_gz` is the backup tarball.
+pub fn endpoint_in_backup(
+    tar_gz: &[u8],
+    platform_namespace: &str,
+) -> Result<Option<Endpoint>, ContentsError> {
+    let Some(secret) = contents::find_object(
+        tar_gz,
+        "secrets",
+        Some(platform_namespace),
+        BOOTSTRAP_SECRET,
+    )?
+    else {
+        return Ok(None);
+    };
+    let connection = secret
+        .pointer("/data/connection")
+        .and_then(Value::as_str)
+        .and_then(|b64| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.decode(b64).ok()
+        })
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    Ok(connection.as_deref().and_then(uri_endpoint))
+}
+
+/// What the Velero plugin's endpoint action is told for this restore: the move of
+/// `target` from `old` (read from the backup), for the Restore `restore` only.
+/// Credentials (`--db-connection`'s user and password) never go into the ConfigMap.
+pub fn plugin_config(
+    target: &Target,
+    old: Option<Endpoint>,
+    platform_namespace: &str,
+    platform_release: Option<&str>,
+    restore: &str,
+) -> EndpointConfig {
+    EndpointConfig {
+        platform_namespace: platform_namespace.to_owned(),
+        new: target.endpoint.clone(),
+        old,
+        sqlproxy: target.sqlproxy.clone(),
+        platform_release: platform_release.map(str::to_owned),
+        restore: Some(restore.to_owned()),
+    }
 }
 
 /// `platform-<backup>-<yyyymmddhhmmss>`, cut to the 63 characters of a label value.
@@ -187,6 +249,57 @@ mod tests {
             json!({"metadata": {"resourceVersion": "42"}, "spec": {"accessMode": "ReadOnly"}})
         );
         assert!(plan_read_only(&bsl(json!({"spec": {"accessMode": "ReadOnly"}}))).is_none());
+    }
+
+    fn tarball(files: &[(&str, Value)]) -> Vec<u8> {
+        let texts: Vec<(&str, String)> = files.iter().map(|(p, v)| (*p, v.to_string())).collect();
+        let files: Vec<(&str, &[u8])> = texts.iter().map(|(p, t)| (*p, t.as_bytes())).collect();
+        crate::velero::contents::testing::tarball(&files)
+    }
+
+    #[test]
+    fn old_endpoint_comes_from_the_backups_bootstrap_secret() {
+        use base64::Engine as _;
+        let uri = "postgres://astro_admin:Sup3r%21Secret@old-db.example.com:5433";
+        let secret = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": BOOTSTRAP_SECRET, "namespace": "astro"},
+            "data": {"connection": base64::engine::general_purpose::STANDARD.encode(uri)}});
+        let path = format!("resources/secrets/namespaces/astro/{BOOTSTRAP_SECRET}.json");
+        let backup = tarball(&[(path.as_str(), secret.clone())]);
+        assert_eq!(
+            endpoint_in_backup(&backup, "astro").unwrap(),
+            Some(Endpoint {
+                host: "old-db.example.com".into(),
+                port: 5433
+            })
+        );
+        assert_eq!(
+            endpoint_in_backup(&backup, "astronomer").unwrap(),
+            None,
+            "other namespace"
+        );
+        let mut placeholder = secret;
+        placeholder["data"]["connection"] = json!("cGxhY2Vob2xkZXI=");
+        let backup = tarball(&[(path.as_str(), placeholder)]);
+        assert_eq!(
+            endpoint_in_backup(&backup, "astro").unwrap(),
+            None,
+            "not a URI"
+        );
+        let target = Target {
+            endpoint: Some(Endpoint {
+                host: "new".into(),
+                port: 5432,
+            }),
+            userinfo: Some("u:secret".into()),
+            sqlproxy: None,
+        };
+        let config = plugin_config(&target, None, "astro", None, "platform-b-1");
+        assert_eq!(config.restore.as_deref(), Some("platform-b-1"));
+        assert!(
+            !config.to_data().values().any(|v| v.contains("secret")),
+            "no credentials in the ConfigMap"
+        );
     }
 
     #[test]

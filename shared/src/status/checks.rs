@@ -29,31 +29,7 @@ pub fn human(d: SignedDuration) -> String {
     }
 }
 
-/// The answer to the ServerStatusRequest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServerAnswer {
-    /// Processed by the server.
-    Answered {
-        /// `status.serverVersion`.
-        version: String,
-        /// `(kind, name)` of the loaded plugins.
-        plugins: Vec<(String, String)>,
-    },
-    /// No answer within the timeout.
-    NoAnswer {
-        /// Seconds waited.
-        waited_secs: u64,
-    },
-    /// The request could not even be created (RBAC, CRD missing).
-    Error(String),
-}
-
-impl ServerAnswer {
-    /// Whether the server answered.
-    pub fn answered(&self) -> bool {
-        matches!(self, ServerAnswer::Answered { .. })
-    }
-}
+pub use crate::velero::server_status::ServerAnswer;
 
 /// Velero server reachable: a ServerStatusRequest answered.
 pub fn check_server(answer: &ServerAnswer, velero_namespace: &str) -> Check {

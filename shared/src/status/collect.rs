@@ -12,8 +12,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
-use kube::api::{DeleteParams, ListParams, PostParams};
-use kube::runtime::wait::await_condition;
+use kube::api::ListParams;
 use kube::{Api, Client};
 use serde_json::Value;
 use tokio::sync::{OnceCell, Semaphore};
@@ -27,10 +26,7 @@ use crate::pgtunnel::{self, DbAccess};
 use crate::platform::{self, PlatformRelease};
 use crate::restore::choice::{self, BackupInfo, BackupSource};
 use crate::restore::{collect as restore_collect, download};
-use crate::velero::{
-    BackupStorageLocation, Schedule, ServerStatusRequest, ServerStatusRequestSpec,
-    ServerStatusRequestStatusPhase,
-};
+use crate::velero::{BackupStorageLocation, Schedule};
 
 /// Page size for lists.
 const PAGE: u32 = 500;
@@ -152,57 +148,6 @@ fn strs(v: &Value, p: &str) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Asks the Velero server for its status; deletes the request afterwards.
-pub async fn collect_server(
-    client: &Client,
-    velero_namespace: &str,
-    timeout: Duration,
-) -> ServerAnswer {
-    let api: Api<ServerStatusRequest> = Api::namespaced(client.clone(), velero_namespace);
-    let mut request = ServerStatusRequest::new("", velero_namespace, ServerStatusRequestSpec {});
-    request.metadata.name = None;
-    request.metadata.generate_name = Some("kubectl-astro-status-".into());
-    let created = match api.create(&PostParams::default(), &request).await {
-        Ok(c) => c,
-        Err(e) => {
-            return ServerAnswer::Error(
-                KubeError::api(
-                    format!("create a ServerStatusRequest in {velero_namespace}"),
-                    e,
-                )
-                .to_string(),
-            );
-        }
-    };
-    let name = created.metadata.name.clone().unwrap_or_default();
-    let processed = |o: Option<&ServerStatusRequest>| {
-        o.and_then(|o| o.status.as_ref())
-            .and_then(|s| s.phase.as_ref())
-            .is_some_and(|p| *p == ServerStatusRequestStatusPhase::Processed)
-    };
-    let answer =
-        match tokio::time::timeout(timeout, await_condition(api.clone(), &name, processed)).await {
-            Err(_) => ServerAnswer::NoAnswer {
-                waited_secs: timeout.as_secs(),
-            },
-            Ok(Err(e)) => ServerAnswer::Error(format!("watch ServerStatusRequest {name}: {e}")),
-            Ok(Ok(o)) => {
-                let status = o.and_then(|o| o.status).unwrap_or_default();
-                ServerAnswer::Answered {
-                    version: status.server_version.unwrap_or_default(),
-                    plugins: status
-                        .plugins
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|p| (p.kind, p.name))
-                        .collect(),
-                }
-            }
-        };
-    let _ = api.delete(&name, &DeleteParams::default()).await;
-    answer
 }
 
 async fn list_all<K>(api: &Api<K>, what: &str) -> Result<Vec<K>, KubeError>
@@ -673,7 +618,12 @@ pub async fn collect(
 
     // The server check runs while the lists are read.
     let (server, lists) = tokio::join!(
-        collect_server(client, vns, opts.server_timeout),
+        crate::velero::server_status::ask(
+            client,
+            vns,
+            "kubectl-astro-status-",
+            opts.server_timeout
+        ),
         collect_lists(client, vns)
     );
     let lists = lists?;

@@ -86,12 +86,14 @@ macro_rules! velero_resource {
 
 pub mod backup;
 pub mod backupstoragelocation;
+pub mod contents;
 pub mod deletebackuprequest;
 pub mod download;
 pub mod downloadrequest;
 mod phase;
 pub mod restore;
 pub mod schedule;
+pub mod server_status;
 pub mod serverstatusrequest;
 
 pub use backup::{Backup, BackupSpec, BackupStatus, BackupStatusPhase};

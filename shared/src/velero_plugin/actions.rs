@@ -11,7 +11,10 @@ use k8s_openapi::api::core::v1::Secret;
 use serde_json::Value;
 
 use super::config::EndpointConfig;
-use crate::endpoint::plan::{BOOTSTRAP_SECRET, Edit, PlanContext, Role, Target, plan_secret};
+use crate::endpoint::plan::{
+    BOOTSTRAP_SECRET, Edit, Kind, PlanContext, RESTARTED_FOR, Role, Target, plan_secret,
+    restart_fingerprint, restarted_by_move,
+};
 use crate::sqlproxy::{ElementChange, InstanceName, SQLPROXY_DEPLOYMENT, plan_sqlproxy};
 
 /// Registered name of the Redis action.
@@ -66,7 +69,7 @@ impl Action {
             },
             // No namespace filter: pool namespaces carry no prefix (variant D).
             Action::DbEndpoint => Selector {
-                included_resources: vec!["secrets", "deployments.apps"],
+                included_resources: vec!["secrets", "deployments.apps", "statefulsets.apps"],
                 label_selector: String::new(),
             },
         }
@@ -275,7 +278,75 @@ pub fn db_endpoint(item: &Value, config: Option<&EndpointConfig>) -> Decision {
                 None => Decision::unchanged(),
             }
         }
+        ("apps/v1", kind @ ("Deployment" | "StatefulSet")) => {
+            let kind = if kind == "Deployment" {
+                Kind::Deployment
+            } else {
+                Kind::StatefulSet
+            };
+            mark_reader(item, &id, kind, config)
+        }
         _ => Decision::unchanged(),
+    }
+}
+
+/// A workload `restore endpoint` restarts after a move: its pods start after the secrets
+/// were restored already moved, so its template gets the fingerprint a restart would
+/// leave, and the endpoint move that follows restarts nothing. Should a secret still need
+/// a patch then, the move restarts its readers whatever the fingerprint says.
+fn mark_reader(item: &Value, id: &Identity, kind: Kind, config: &EndpointConfig) -> Decision {
+    let Some(new) = &config.new else {
+        return Decision::unchanged();
+    };
+    let release = config.platform_release.as_deref();
+    if !restarted_by_move(
+        kind,
+        id.namespace,
+        id.name,
+        &config.platform_namespace,
+        release,
+    ) {
+        return Decision::unchanged();
+    }
+    let mut out = item.clone();
+    let Some(template) = out
+        .pointer_mut("/spec/template")
+        .and_then(Value::as_object_mut)
+    else {
+        return Decision::left_alone(format!(
+            "{} {id} has no pod template; left alone",
+            id.kind.to_lowercase()
+        ));
+    };
+    let metadata = template
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    let Some(annotations) = metadata.as_object_mut().map(|m| {
+        m.entry("annotations")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()))
+    }) else {
+        return Decision::left_alone(format!(
+            "{} {id}: odd template metadata; left alone",
+            id.kind.to_lowercase()
+        ));
+    };
+    let Some(annotations) = annotations.as_object_mut() else {
+        return Decision::left_alone(format!(
+            "{} {id}: odd template annotations; left alone",
+            id.kind.to_lowercase()
+        ));
+    };
+    let fingerprint = restart_fingerprint(new);
+    if annotations.get(RESTARTED_FOR).and_then(Value::as_str) == Some(fingerprint.as_str()) {
+        return Decision::unchanged();
+    }
+    annotations.insert(RESTARTED_FOR.to_owned(), fingerprint.into());
+    Decision {
+        outcome: replace(&out),
+        notes: vec![format!(
+            "{} {id}: starts on the new endpoint (no restart needed after the restore)",
+            id.kind.to_lowercase()
+        )],
     }
 }
 

@@ -38,6 +38,11 @@ pub mod keys {
     pub const OLD_INSTANCE: &str = "oldInstance";
     /// Namespace of the platform (default `astronomer`), as in the backup.
     pub const PLATFORM_NAMESPACE: &str = "platformNamespace";
+    /// The platform's Helm release (its reader workloads are named after it).
+    pub const PLATFORM_RELEASE: &str = "platformRelease";
+    /// The only Restore this configuration is for (unset: every restore). `restore
+    /// platform` sets it, so a ConfigMap left behind never rewrites a later restore.
+    pub const RESTORE_NAME: &str = "restoreName";
 }
 
 /// What the ConfigMap says.
@@ -51,6 +56,10 @@ pub struct EndpointConfig {
     pub old: Option<Endpoint>,
     /// Cloud SQL instance move `(from, to)`.
     pub sqlproxy: Option<(Option<InstanceName>, InstanceName)>,
+    /// The platform's Helm release, if known.
+    pub platform_release: Option<String>,
+    /// The only Restore it applies to, if set.
+    pub restore: Option<String>,
 }
 
 /// Problems reading the configuration.
@@ -172,15 +181,21 @@ impl EndpointConfig {
         if new.is_none() && sqlproxy.is_none() {
             return Err(ConfigError::Empty);
         }
+        let text = |key: &str| data.get(key).filter(|v| !v.is_empty()).cloned();
         Ok(EndpointConfig {
-            platform_namespace: data
-                .get(keys::PLATFORM_NAMESPACE)
-                .cloned()
+            platform_namespace: text(keys::PLATFORM_NAMESPACE)
                 .unwrap_or_else(|| DEFAULT_PLATFORM_NAMESPACE.to_owned()),
             new,
             old,
             sqlproxy,
+            platform_release: text(keys::PLATFORM_RELEASE),
+            restore: text(keys::RESTORE_NAME),
         })
+    }
+
+    /// Whether items of the Restore `name` are rewritten.
+    pub fn applies_to_restore(&self, name: &str) -> bool {
+        self.restore.as_deref().is_none_or(|only| only == name)
     }
 
     /// The data [`Self::from_data`] reads back.
@@ -197,6 +212,14 @@ impl EndpointConfig {
             if let Some(e) = e {
                 data.insert(h.to_owned(), e.host.clone());
                 data.insert(p.to_owned(), e.port.to_string());
+            }
+        }
+        for (key, value) in [
+            (keys::PLATFORM_RELEASE, &self.platform_release),
+            (keys::RESTORE_NAME, &self.restore),
+        ] {
+            if let Some(value) = value {
+                data.insert(key.to_owned(), value.clone());
             }
         }
         if let Some((from, to)) = &self.sqlproxy {
@@ -305,8 +328,12 @@ mod tests {
             ("oldHost", "old.example.com"),
             ("oldPort", "5433"),
             ("newInstance", "p:r:i"),
+            ("platformRelease", "astro"),
+            ("restoreName", "platform-x"),
         ]))
         .unwrap();
+        assert!(c.applies_to_restore("platform-x"));
+        assert!(!c.applies_to_restore("platform-y"), "scoped to its restore");
         assert_eq!(
             c.new.as_ref().unwrap().port,
             5433,

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::actions::{Action, Outcome, execute};
 use super::config::EndpointConfig;
-use crate::endpoint::plan::{Collected, PlanContext, Role, Target, plan_move};
+use crate::endpoint::plan::{Collected, PlanContext, RESTARTED_FOR, Role, Target, plan_move};
 use crate::endpoint::target::{Endpoint, uri_endpoint};
 use crate::sqlproxy::InstanceName;
 
@@ -152,24 +152,53 @@ fn check(case: &Case) -> usize {
             )
         })
         .collect();
+    // The workloads the move restarts, with the fingerprint it leaves on them.
+    let marks: BTreeMap<(String, String, String), &Value> = plan
+        .changes()
+        .filter(|c| c.role == Role::Restart)
+        .map(|c| {
+            let kind = format!("{:?}", c.object.kind);
+            let fingerprint =
+                &c.patch["spec"]["template"]["metadata"]["annotations"][RESTARTED_FOR];
+            (
+                (kind, c.object.namespace.clone(), c.object.name.clone()),
+                fingerprint,
+            )
+        })
+        .collect();
     let config = EndpointConfig {
         platform_namespace: "astronomer".into(),
         new: case.endpoint.clone(),
         old,
         sqlproxy: case.sqlproxy.clone(),
+        platform_release: Some(case.release.into()),
+        restore: None,
     };
     let mut rewritten = 0;
+    let mut restored = Vec::new();
     for object in &objects {
         let bytes = serde_json::to_vec(object).unwrap();
         let (_, kind, ns, name) = key(object);
         let id = format!("{:?} {kind} {ns}/{name}", case.variant);
         let decision = execute(Action::DbEndpoint, &bytes, Some(&config)).unwrap();
-        match (
-            patches.get(&(kind.clone(), ns.clone(), name.clone())),
-            decision.outcome,
-        ) {
-            (None, Outcome::Unchanged) => {}
-            (Some(patch), Outcome::Replace(out)) => {
+        let k = (kind.clone(), ns.clone(), name.clone());
+        restored.push(match &decision.outcome {
+            Outcome::Replace(out) => serde_json::from_slice(out).unwrap(),
+            _ => object.clone(),
+        });
+        match (patches.get(&k), marks.get(&k), decision.outcome) {
+            (None, None, Outcome::Unchanged) => {}
+            (None, Some(fingerprint), Outcome::Replace(out)) => {
+                let out: Value = serde_json::from_slice(&out).unwrap();
+                let mut expected = object.clone();
+                merge(
+                    &mut expected,
+                    &serde_json::json!({"spec": {"template": {"metadata": {"annotations": {
+                        RESTARTED_FOR: fingerprint}}}}}),
+                );
+                assert_eq!(out, expected, "{id}: only the fingerprint is added");
+            }
+            (Some(patch), None, Outcome::Replace(out)) => {
                 rewritten += 1;
                 let out: Value = serde_json::from_slice(&out).unwrap();
                 let mut expected = object.clone();
@@ -206,7 +235,9 @@ fn check(case: &Case) -> usize {
                     }
                 }
             }
-            (expected, got) => panic!("{id}: planner {expected:?}, plugin {got:?}"),
+            (patch, mark, got) => {
+                panic!("{id}: planner patch {patch:?} restart {mark:?}, plugin {got:?}")
+            }
         }
         // The Redis action skips exactly the Redis PVCs and leaves the rest alone.
         let redis = execute(Action::SkipRedisData, &bytes, None)
@@ -218,6 +249,20 @@ fn check(case: &Case) -> usize {
             assert_eq!(redis, Outcome::Unchanged, "{id}");
         }
     }
+    // What the plugin restored needs nothing more: the move that follows the restore
+    // patches nothing and restarts nothing.
+    let after = Collected {
+        secrets: typed(&restored, "Secret"),
+        deployments: typed(&restored, "Deployment"),
+        statefulsets: typed(&restored, "StatefulSet"),
+    };
+    let again = plan_move(&after, &ctx).unwrap();
+    let left: Vec<String> = again.changes().map(|c| c.object.id()).collect();
+    assert!(
+        left.is_empty(),
+        "{:?}: still planned after the plugin: {left:?}",
+        case.variant
+    );
     rewritten
 }
 

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
@@ -76,6 +77,16 @@ struct State {
     config: OnceCell<Option<EndpointConfig>>,
     /// Set by `Shutdown` or SIGTERM.
     stop: watch::Sender<bool>,
+    /// Whether "the ConfigMap is for another restore" was logged (once is enough).
+    other_restore_logged: AtomicBool,
+}
+
+/// `metadata.name` of the Restore Velero sends with each item ("" if unreadable).
+fn restore_name(restore: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(restore)
+        .ok()
+        .and_then(|r| r.pointer("/metadata/name")?.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 impl State {
@@ -195,7 +206,21 @@ impl RestoreItemAction for Svc {
         let request = request.into_inner();
         let action = Action::from_name(&request.plugin).map_err(|e| status(&e))?;
         let config = match action {
-            Action::DbEndpoint => self.0.config().await,
+            Action::DbEndpoint => self.0.config().await.filter(|c| {
+                let restore = restore_name(&request.restore);
+                let applies = c.applies_to_restore(&restore);
+                if !applies && !self.0.other_restore_logged.swap(true, Ordering::Relaxed) {
+                    log(
+                        Level::Info,
+                        "db-endpoint ConfigMap is for another restore: items pass through unchanged",
+                        &[
+                            ("restore", &restore),
+                            ("configuredFor", c.restore.as_deref().unwrap_or_default()),
+                        ],
+                    );
+                }
+                applies
+            }),
             Action::SkipRedisData => None,
         };
         let decision = actions::execute(action, &request.item, config).map_err(|e| {
@@ -359,6 +384,7 @@ pub async fn serve(argv0: String) -> Result<(), ServerError> {
         argv0,
         config: OnceCell::new(),
         stop,
+        other_restore_logged: AtomicBool::new(false),
     });
     watch_signals(&state);
     let svc = Svc(Arc::clone(&state));

@@ -305,10 +305,15 @@ fn scratch_home() -> &'static Path {
 /// argument, environment cleared except `PATH` (kubectl, psql), an empty `HOME`,
 /// `LANG=C.UTF-8`, `NO_COLOR=1`, `TERM=dumb`; stdin is null (so never a TTY).
 pub fn command(bin: impl AsRef<OsStr>, cluster: &FakeCluster) -> Command {
+    command_with_kubeconfig(bin, cluster.kubeconfig_path())
+}
+
+/// [`command`] with another kubeconfig, e.g. `FakeCluster::kubeconfig_for(user)`.
+pub fn command_with_kubeconfig(bin: impl AsRef<OsStr>, kubeconfig: &Path) -> Command {
     let mut command = Command::new(bin);
     command
         .arg("--kubeconfig")
-        .arg(cluster.kubeconfig_path())
+        .arg(kubeconfig)
         .env_clear()
         .envs(crate::fake_clock_env())
         .env("HOME", scratch_home())

@@ -16,8 +16,8 @@ use serde_json::Value;
 pub mod audit;
 mod cluster;
 pub use cluster::{
-    ClusterBuilder, bin, cluster, cluster_builder, cluster_with, command, remove_saved, run,
-    saved_objects,
+    ClusterBuilder, bin, cluster, cluster_builder, cluster_with, command, command_with_kubeconfig,
+    remove_saved, run, saved_objects,
 };
 pub use fake_cluster::{FakeCluster, velero_crd_dir};
 
@@ -520,10 +520,10 @@ impl Pg {
                 .expect("tokio runtime");
             runtime.block_on(async move {
                 let client = pg.connect(&database).await;
-                let messages = client
-                    .simple_query(&sql)
-                    .await
-                    .unwrap_or_else(|e| panic!("{sql} on {database}: {e}"));
+                let messages = client.simple_query(&sql).await.unwrap_or_else(|e| {
+                    let detail = e.as_db_error().map(|d| d.message().to_owned());
+                    panic!("{sql} on {database}: {e}: {}", detail.unwrap_or_default())
+                });
                 let mut rows = Vec::new();
                 for message in messages {
                     if let tokio_postgres::SimpleQueryMessage::Row(row) = message {
@@ -567,14 +567,21 @@ impl Pg {
         } else {
             template
         };
-        let sql = format!(
+        // Without a pristine copy other tests may be reading the template: retried.
+        self.execute_while_in_use(&format!(
             "CREATE DATABASE \"{name}\" TEMPLATE \"{source}\" OWNER \"{}\"",
             self.user
-        );
-        // Without a pristine copy other tests may be reading the template: retry a while.
+        ));
+        name
+    }
+
+    /// Runs `sql` on `postgres`, retrying for up to a minute while PostgreSQL says an
+    /// object is in use (a template being read; sessions that take a while to end on a
+    /// loaded machine).
+    fn execute_while_in_use(&self, sql: &str) {
         for attempt in 0.. {
             let pg = self.clone();
-            let statement = sql.clone();
+            let statement = sql.to_owned();
             let result = std::thread::spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -591,24 +598,20 @@ impl Pg {
                 })
             })
             .join()
-            .expect("clone thread");
+            .expect("statement thread");
             match result {
-                Ok(()) => return name,
+                Ok(()) => return,
                 Err((true, _)) if attempt < 600 => {
                     std::thread::sleep(std::time::Duration::from_millis(100));
                 }
                 Err((_, e)) => panic!("{sql}: {e}"),
             }
         }
-        unreachable!()
     }
 
     /// Drops a database made by [`Pg::clone_database`] (other sessions are terminated).
     pub fn drop_database(&self, name: &str) {
-        self.query(
-            "postgres",
-            &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
-        );
+        self.execute_while_in_use(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
     }
 }
 

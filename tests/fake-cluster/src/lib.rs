@@ -1,6 +1,9 @@
 //! A fake Kubernetes API server speaking the real wire protocol, loaded from YAML.
-//! Used by the integration tests and by the sandbox; see `FakeCluster`.
+//! Used by the integration tests and by the sandbox; see `FakeCluster`. With
+//! `Options::auth` it authenticates bearer tokens and authorizes with the RBAC objects
+//! it holds (`auth`), over HTTPS (`tls`).
 
+mod auth;
 mod kubelet;
 mod patch;
 mod protobuf;
@@ -10,6 +13,7 @@ mod selector;
 mod server;
 mod store;
 mod table;
+mod tls;
 mod velero_plugins;
 mod velero_sim;
 
@@ -21,6 +25,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub use auth::{ADMIN_TOKEN, ADMIN_USER, TokenUser};
 pub use store::NamespaceTermination;
 pub use velero_plugins::reset_metadata;
 pub use velero_sim::{VeleroKind, VeleroOutcome};
@@ -61,6 +66,13 @@ pub struct Options {
     /// Velero's `--plugin-dir`: the simulated Velero runs restored items through the
     /// RestoreItemActions of the plugin binaries found there (`velero_plugins`).
     pub velero_plugin_dir: Option<PathBuf>,
+    /// Auth mode: every request needs `Authorization: Bearer <token>` of one of these
+    /// users (or of the admin, [`ADMIN_USER`], whom the default kubeconfig names and RBAC
+    /// never restricts); others are authorized by the RBAC objects in the store
+    /// (`FakeCluster::kubeconfig_for`, `FakeCluster::revoke_token`). The API is then
+    /// served over HTTPS with a self-signed certificate the kubeconfigs trust (kubectl
+    /// sends tokens only over TLS). `None`: plain HTTP, every request allowed.
+    pub auth: Option<Vec<TokenUser>>,
 }
 
 /// A fault injected into request handling; see `FakeCluster::inject`.
@@ -112,6 +124,11 @@ pub struct RequestRecord {
     pub status: u16,
     /// Whether this was a watch.
     pub watch: bool,
+    /// The authenticated user (auth mode only; `None` for 401s and without auth).
+    pub user: Option<String>,
+    /// What RBAC was asked to allow for it, as `verb resource[/sub][.group]` (auth mode;
+    /// a websocket exec is `get` and `create`).
+    pub authorized: Vec<String>,
 }
 
 /// One successful write through the API (not test setup, not the simulated controllers):
@@ -175,8 +192,15 @@ pub(crate) struct Shared {
     pub velero: Mutex<velero_sim::VeleroState>,
     pub kubelet: Mutex<kubelet::KubeletState>,
     pub url: String,
+    /// Base URL of the simulated object store's download links: plain HTTP, as a bucket's
+    /// presigned URLs are no API server's (the API's own URL without auth mode).
+    pub download_url: String,
+    /// The server certificate (PEM) kubeconfigs trust, in auth mode (HTTPS).
+    pub ca_pem: Option<String>,
     /// Host names only pods resolve (`Options::pod_hosts`).
     pub pod_hosts: Vec<(String, String)>,
+    /// Token users and revocations in auth mode (`Options::auth`).
+    pub auth: Option<Mutex<auth::AuthState>>,
 }
 
 /// Locks a mutex, recovering from poisoning (a panicking test must not wedge others).
@@ -257,9 +281,18 @@ fn parse_documents(path: &Path, text: &str) -> Result<Vec<Value>, Error> {
     Ok(out)
 }
 
-fn kubeconfig_text(url: &str) -> String {
+fn kubeconfig_text(url: &str, user: &str, token: &str, ca_pem: Option<&str>) -> String {
+    use base64::Engine as _;
+    let ca = ca_pem
+        .map(|pem| {
+            format!(
+                "    certificate-authority-data: {}\n",
+                base64::engine::general_purpose::STANDARD.encode(pem)
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: default\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: fake-token\npreferences: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\n{ca}contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: {user}\n    namespace: default\ncurrent-context: fake\nusers:\n- name: {user}\n  user:\n    token: {token}\npreferences: {{}}\n"
     )
 }
 
@@ -347,7 +380,30 @@ impl FakeCluster {
         let addr: SocketAddr = listener
             .local_addr()
             .map_err(|e| Error::Server(e.to_string()))?;
-        let url = format!("http://{addr}");
+        // Auth mode serves HTTPS (kubectl sends tokens over TLS only) and the simulated
+        // object store's download links on a second, plain listener.
+        let (tls, downloads) = if options.auth.is_some() {
+            let tls = tls::self_signed().map_err(Error::Server)?;
+            let downloads = std::net::TcpListener::bind(("127.0.0.1", 0))
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|e| Error::Server(e.to_string()))?;
+            (Some(tls), Some(downloads))
+        } else {
+            (None, None)
+        };
+        let url = if tls.is_some() {
+            format!("https://{addr}")
+        } else {
+            format!("http://{addr}")
+        };
+        let download_url = match &downloads {
+            Some(l) => format!(
+                "http://{}",
+                l.local_addr().map_err(|e| Error::Server(e.to_string()))?
+            ),
+            None => url.clone(),
+        };
+        let ca_pem = tls.as_ref().map(|t| t.cert_pem.clone());
 
         let mut velero = velero_sim::VeleroState::default();
         velero.step = options.velero_step.unwrap_or(Duration::from_millis(100));
@@ -365,7 +421,13 @@ impl FakeCluster {
                 rng: 0x9e37_79b9_7f4a_7c15,
             }),
             url: url.clone(),
+            download_url,
+            ca_pem: ca_pem.clone(),
             pod_hosts: options.pod_hosts.clone(),
+            auth: options
+                .auth
+                .clone()
+                .map(|users| Mutex::new(auth::AuthState::new(users))),
         });
 
         let (dir, kubeconfig) = match &options.kubeconfig_path {
@@ -382,7 +444,11 @@ impl FakeCluster {
                 (Some(dir), p)
             }
         };
-        std::fs::write(&kubeconfig, kubeconfig_text(&url)).map_err(|source| Error::Io {
+        std::fs::write(
+            &kubeconfig,
+            kubeconfig_text(&url, "fake", ADMIN_TOKEN, ca_pem.as_deref()),
+        )
+        .map_err(|source| Error::Io {
             path: kubeconfig.clone(),
             source,
         })?;
@@ -408,7 +474,11 @@ impl FakeCluster {
                 };
                 rt.block_on(server::serve(
                     server_shared,
-                    listener,
+                    server::Listeners {
+                        api: listener,
+                        downloads,
+                        tls: tls.map(|t| t.acceptor),
+                    },
                     rx,
                     ready_tx,
                     simulate_velero,
@@ -433,9 +503,57 @@ impl FakeCluster {
         })
     }
 
-    /// The generated kubeconfig (context `fake`, token user, plain http).
+    /// The generated kubeconfig (context `fake`, the admin's token; https in auth mode).
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// Writes a kubeconfig beside the default one that authenticates as `user` (a token
+    /// user of `Options::auth`, or one added with [`FakeCluster::add_user`]) and returns
+    /// its path. Panics for a user the cluster does not know or without auth mode.
+    pub fn kubeconfig_for(&self, user: &str) -> PathBuf {
+        let auth = self
+            .shared
+            .auth
+            .as_ref()
+            .expect("kubeconfig_for needs Options::auth");
+        let token = lock(auth)
+            .users
+            .iter()
+            .find(|u| u.name == user)
+            .map(|u| u.token.clone())
+            .unwrap_or_else(|| panic!("no token user {user:?} in the fake cluster"));
+        let path = self.kubeconfig.with_file_name(format!("kubeconfig-{user}"));
+        std::fs::write(
+            &path,
+            kubeconfig_text(&self.url, user, &token, self.shared.ca_pem.as_deref()),
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        path
+    }
+
+    /// Adds (or replaces) a token user at run time (auth mode only).
+    pub fn add_user(&self, user: TokenUser) {
+        let auth = self
+            .shared
+            .auth
+            .as_ref()
+            .expect("add_user needs Options::auth");
+        let mut a = lock(auth);
+        a.revoked.remove(&user.name);
+        a.users.retain(|u| u.name != user.name);
+        a.users.push(user);
+    }
+
+    /// Revokes `user`'s token: its requests get 401 from now on, as after a token
+    /// was revoked or expired mid-run (auth mode only).
+    pub fn revoke_token(&self, user: &str) {
+        let auth = self
+            .shared
+            .auth
+            .as_ref()
+            .expect("revoke_token needs Options::auth");
+        lock(auth).revoked.insert(user.to_owned());
     }
 
     /// Base URL, e.g. `http://127.0.0.1:34567`.

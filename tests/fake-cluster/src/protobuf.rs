@@ -113,6 +113,44 @@ fn object_meta(b: &[u8]) -> Option<Value> {
 }
 
 /// Decodes a `k8s\0`-enveloped protobuf body of a Namespace, Secret or ConfigMap.
+/// Fields of a message that are all strings, by field number.
+fn strings(b: &[u8], names: &[(u64, &str)]) -> Option<Value> {
+    let mut m = Map::new();
+    for (n, f) in fields(b)? {
+        if let (Field::Bytes(x), Some((_, name))) = (f, names.iter().find(|(k, _)| *k == n)) {
+            m.insert((*name).into(), text(x));
+        }
+    }
+    Some(Value::Object(m))
+}
+
+/// `SelfSubjectAccessReviewSpec`: resourceAttributes (1) or nonResourceAttributes (2).
+fn review_spec(b: &[u8]) -> Option<Value> {
+    let mut spec = Map::new();
+    for (n, f) in fields(b)? {
+        match (n, f) {
+            (1, Field::Bytes(x)) => {
+                let names = [
+                    (1, "namespace"),
+                    (2, "verb"),
+                    (3, "group"),
+                    (4, "version"),
+                    (5, "resource"),
+                    (6, "subresource"),
+                    (7, "name"),
+                ];
+                spec.insert("resourceAttributes".into(), strings(x, &names)?);
+            }
+            (2, Field::Bytes(x)) => {
+                let names = [(1, "path"), (2, "verb")];
+                spec.insert("nonResourceAttributes".into(), strings(x, &names)?);
+            }
+            _ => {}
+        }
+    }
+    Some(Value::Object(spec))
+}
+
 pub(crate) fn decode(body: &[u8]) -> Option<Value> {
     let unknown = body.strip_prefix(b"k8s\0")?;
     let mut api_version = String::new();
@@ -155,10 +193,19 @@ pub(crate) fn decode(body: &[u8]) -> Option<Value> {
                 let (k, v) = map_entry(x, true)?;
                 binary.insert(k, v);
             }
+            // `kubectl auth can-i`.
+            ("SelfSubjectAccessReview", 2, Field::Bytes(x)) => obj["spec"] = review_spec(x)?,
             _ => {}
         }
     }
-    if !["Namespace", "Secret", "ConfigMap"].contains(&kind.as_str()) {
+    if ![
+        "Namespace",
+        "Secret",
+        "ConfigMap",
+        "SelfSubjectAccessReview",
+    ]
+    .contains(&kind.as_str())
+    {
         return None;
     }
     if !data.is_empty() {
@@ -202,6 +249,26 @@ mod tests {
             json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s1"}, "data": {"a": "Yg=="}, "type": "Opaque"})
         );
         assert!(decode(b"k8s\0\xff").is_none());
+
+        let mut attrs = Vec::new();
+        field(&mut attrs, 1, b"velero");
+        field(&mut attrs, 2, b"create");
+        field(&mut attrs, 3, b"velero.io");
+        field(&mut attrs, 5, b"restores");
+        let mut spec = Vec::new();
+        field(&mut spec, 1, &attrs);
+        let mut review = Vec::new();
+        field(&mut review, 2, &spec);
+        let mut tm = Vec::new();
+        field(&mut tm, 1, b"authorization.k8s.io/v1");
+        field(&mut tm, 2, b"SelfSubjectAccessReview");
+        let mut unknown = b"k8s\0".to_vec();
+        field(&mut unknown, 1, &tm);
+        field(&mut unknown, 2, &review);
+        assert_eq!(
+            decode(&unknown).unwrap()["spec"],
+            json!({"resourceAttributes": {"namespace": "velero", "verb": "create", "group": "velero.io", "resource": "restores"}})
+        );
         assert!(decode(b"{}").is_none());
     }
 }

@@ -304,6 +304,17 @@ const BUILTINS: &[Builtin] = &[
         false,
         false,
     ),
+    // Answered by the server (`server::self_subject_access_review`), never stored.
+    b(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        false,
+        &[],
+        false,
+        false,
+    ),
     b(
         "apiextensions.k8s.io",
         "v1",

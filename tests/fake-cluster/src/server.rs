@@ -12,22 +12,37 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use crate::auth::{RequestInfo, User, authorize, forbidden, needs_create_too};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::{ApiError, EventType, ListQuery};
 use crate::{Fault, RequestRecord, Shared, lock, record};
 
+/// Where the server listens.
+pub(crate) struct Listeners {
+    /// The API (HTTPS when `tls` is set).
+    pub api: std::net::TcpListener,
+    /// Plain HTTP for the object store's download links (auth mode).
+    pub downloads: Option<std::net::TcpListener>,
+    /// TLS for the API.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
 /// Runs the server until `shutdown` fires; reports readiness on `ready`.
 pub(crate) async fn serve(
     shared: Arc<Shared>,
-    listener: std::net::TcpListener,
+    listeners: Listeners,
     shutdown: tokio::sync::oneshot::Receiver<()>,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
     simulate_velero: bool,
     run_kubelet: bool,
 ) {
-    let listener = match tokio::net::TcpListener::from_std(listener) {
-        Ok(l) => l,
-        Err(e) => {
+    let bind = |l: std::net::TcpListener| tokio::net::TcpListener::from_std(l);
+    let (listener, downloads) = match (
+        bind(listeners.api),
+        listeners.downloads.map(bind).transpose(),
+    ) {
+        (Ok(l), Ok(d)) => (l, d),
+        (Err(e), _) | (_, Err(e)) => {
             let _ = ready.send(Err(e.to_string()));
             return;
         }
@@ -47,11 +62,32 @@ pub(crate) async fn serve(
         tokio::spawn(crate::velero_sim::run(shared.clone()));
     }
     let app = axum::Router::new().fallback(handle).with_state(shared);
-    let _ = ready.send(Ok(()));
+    if let Some(d) = downloads {
+        tokio::spawn(axum::serve(d, app.clone()).into_future());
+    }
     // Not a graceful shutdown: open watches would hold it for their whole timeout.
-    tokio::select! {
-        _ = axum::serve(listener, app) => {}
-        _ = shutdown => {}
+    match listeners.tls {
+        Some(acceptor) => {
+            let tls = match crate::tls::TlsListener::new(listener, acceptor) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = ready.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            let _ = ready.send(Ok(()));
+            tokio::select! {
+                _ = axum::serve(tls, app) => {}
+                _ = shutdown => {}
+            }
+        }
+        None => {
+            let _ = ready.send(Ok(()));
+            tokio::select! {
+                _ = axum::serve(listener, app) => {}
+                _ = shutdown => {}
+            }
+        }
     }
 }
 
@@ -105,10 +141,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             )
             .status(),
         );
-        let watch = req
-            .uri()
-            .query()
-            .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+        let watch = is_watch(req.uri().query());
         record(
             &shared,
             RequestRecord {
@@ -122,10 +155,34 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                     .map(String::from),
                 status: code,
                 watch,
+                user: None,
+                authorized: Vec::new(),
             },
         );
         return response;
     }
+    let Access {
+        user,
+        checks: authorized,
+        denied,
+    } = authenticate_and_authorize(&shared, &req);
+    if let Some(e) = denied {
+        record(
+            &shared,
+            RequestRecord {
+                method: req.method().to_string(),
+                path: req.uri().path().to_string(),
+                query: req.uri().query().unwrap_or("").to_string(),
+                content_type: None,
+                status: e.code,
+                watch: is_watch(req.uri().query()),
+                user: user.map(|u| u.name),
+                authorized,
+            },
+        );
+        return error_response(&e);
+    }
+    let user_name = user.as_ref().map(|u| u.name.clone());
     if let Some((ns, name, verb)) = pod_stream_target(req.uri().path())
         && (verb == "log" || req.headers().contains_key(header::UPGRADE))
     {
@@ -136,6 +193,8 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             content_type: None,
             status: 0,
             watch: false,
+            user: user_name.clone(),
+            authorized: authorized.clone(),
         };
         let response = if verb == "log" {
             let query = axum::extract::Query::<HashMap<String, String>>::try_from_uri(req.uri())
@@ -205,6 +264,8 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 content_type,
                 status: 415,
                 watch,
+                user: user_name,
+                authorized,
             },
         );
         return response;
@@ -217,6 +278,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         &headers,
         content_type.as_deref(),
         body,
+        user.as_ref(),
     );
     record(
         &shared,
@@ -227,9 +289,63 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             content_type,
             status: response.status().as_u16(),
             watch,
+            user: user_name,
+            authorized,
         },
     );
     response
+}
+
+fn is_watch(query: Option<&str>) -> bool {
+    query.is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"))
+}
+
+/// Who asked, what RBAC was asked to allow, and the 401/403 to answer if anything.
+#[derive(Default)]
+struct Access {
+    user: Option<User>,
+    checks: Vec<String>,
+    denied: Option<ApiError>,
+}
+
+/// Auth mode: authenticates the request (401 for an unknown, missing or revoked token)
+/// and authorizes it with RBAC (403). Without auth mode every request passes as nobody
+/// in particular.
+fn authenticate_and_authorize(shared: &Shared, req: &Request) -> Access {
+    let Some(auth) = &shared.auth else {
+        return Access::default();
+    };
+    let path = req.uri().path();
+    // The simulated object store's presigned URLs are not API requests.
+    if path.starts_with("/velero-download/") {
+        return Access::default();
+    }
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(user) = lock(auth).authenticate(header) else {
+        return Access {
+            denied: Some(crate::auth::unauthorized()),
+            ..Access::default()
+        };
+    };
+    let info = RequestInfo::of(req.method().as_str(), path, is_watch(req.uri().query()));
+    let mut checks = vec![info.clone()];
+    if needs_create_too(&info, req.headers().contains_key(header::UPGRADE)) {
+        checks.push(info.with_verb("create"));
+    }
+    let mut access = Access {
+        checks: checks.iter().map(RequestInfo::summary).collect(),
+        ..Access::default()
+    };
+    let st = lock(&shared.store);
+    access.denied = checks
+        .iter()
+        .find(|c| !authorize(&st, &user, c))
+        .map(|c| forbidden(&user, c));
+    access.user = Some(user);
+    access
 }
 
 /// `(namespace, pod, "log" | "attach" | "exec")` for pod streaming subresources.
@@ -351,6 +467,7 @@ enum Target {
     },
 }
 
+#[allow(clippy::too_many_arguments)] // one request's parts, passed through from `handle`
 fn route(
     shared: &Arc<Shared>,
     method: &Method,
@@ -359,6 +476,7 @@ fn route(
     headers: &HeaderMap,
     content_type: Option<&str>,
     body: Bytes,
+    user: Option<&User>,
 ) -> Response {
     let segs: Vec<&str> = path
         .trim_matches('/')
@@ -374,7 +492,10 @@ fn route(
                 .unwrap_or_default();
         }
         ["api"] => {
-            let addr = shared.url.trim_start_matches("http://");
+            let addr = shared
+                .url
+                .trim_start_matches("http://")
+                .trim_start_matches("https://");
             return json_response(
                 200,
                 &json!({"kind": "APIVersions", "versions": ["v1"],
@@ -415,6 +536,14 @@ fn route(
             };
         }
         ["apis", g, v] => return resource_list(shared, g, v),
+        [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+        ] => {
+            return self_subject_access_review(shared, method, &body, user);
+        }
         _ => {}
     }
     let (group, version, rest) = match segs.as_slice() {
@@ -665,6 +794,36 @@ fn route(
             }
         }
     }
+}
+
+/// POST of a SelfSubjectAccessReview: answered, never stored. Without auth mode every
+/// request is allowed, and so is every review.
+fn self_subject_access_review(
+    shared: &Shared,
+    method: &Method,
+    body: &[u8],
+    user: Option<&User>,
+) -> Response {
+    if *method != Method::POST {
+        return error_response(&ApiError::new(
+            405,
+            "MethodNotAllowed",
+            format!("{method} is not supported on selfsubjectaccessreviews"),
+        ));
+    }
+    let review = match parse_body(body) {
+        Ok(v) => v,
+        Err(e) => return error_response(&e),
+    };
+    let answer = match user {
+        Some(u) => crate::auth::self_subject_access_review(&lock(&shared.store), u, &review),
+        None => {
+            let mut r = review;
+            r["status"] = json!({"allowed": true});
+            r
+        }
+    };
+    json_response(201, &answer)
 }
 
 /// The `autoscaling/v1` Scale view of a workload.

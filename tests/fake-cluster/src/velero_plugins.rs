@@ -233,7 +233,15 @@ pub(crate) async fn for_restore(
         );
     };
     let kubeconfig = tmp.path().join("kubeconfig");
-    if let Err(e) = std::fs::write(&kubeconfig, crate::kubeconfig_text(&shared.url)) {
+    if let Err(e) = std::fs::write(
+        &kubeconfig,
+        crate::kubeconfig_text(
+            &shared.url,
+            "velero",
+            crate::ADMIN_TOKEN,
+            shared.ca_pem.as_deref(),
+        ),
+    ) {
         return (
             Some(Vec::new()),
             vec![format!("cannot write kubeconfig: {e}")],

@@ -813,9 +813,18 @@ async fn download_request(shared: Arc<Shared>, t: usize, ns: String, name: Strin
         return;
     }
     let key = format!("{owner}/{ns}/{target_name}");
+    let contents = (target_kind == "BackupContents").then(|| {
+        let snapshot = lock(&shared.velero)
+            .snapshots
+            .get(&format!("{ns}/{target_name}"))
+            .cloned()
+            .unwrap_or_default();
+        backup_tarball(&lock(&shared.store), &snapshot)
+    });
     let body: Vec<u8> = {
         let v = lock(&shared.velero);
         match target_kind.as_str() {
+            "BackupContents" => contents.unwrap_or_default(),
             "BackupResourceList" | "RestoreResourceList" => {
                 v.resource_lists.get(&key).cloned().unwrap_or_else(|| json!({})).to_string().into_bytes()
             }
@@ -838,11 +847,59 @@ async fn download_request(shared: Arc<Shared>, t: usize, ns: String, name: Strin
     };
     let token = format!("{ns}.{name}.{}", lock(&shared.store).resource_version());
     lock(&shared.velero).store_download(token.clone(), gzip(&body));
-    let url = format!("{}/velero-download/{token}", shared.url);
+    let url = format!("{}/velero-download/{token}", shared.download_url);
     mutate(&shared, t, &ns, &name, |o| {
         o["status"] =
             json!({"phase": "Processed", "downloadURL": url, "expiration": timestamp_in(600)});
     });
+}
+
+/// The backup tarball as Velero writes it (before gzip): `metadata/version`, then each
+/// object at `resources/<plural[.group]>/namespaces/<ns>/<name>.json` (or `/cluster/`)
+/// and again under `v1-preferredversion/`, as Velero ≥ 1.4 does.
+fn backup_tarball(st: &Store, objects: &[Value]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, data: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        let _ = tar.append_data(&mut header, path, data);
+    };
+    add("metadata/version", b"1.1.0");
+    for o in objects {
+        let Some(t) = st.find_kind(
+            o["apiVersion"].as_str().unwrap_or(""),
+            o["kind"].as_str().unwrap_or(""),
+        ) else {
+            continue;
+        };
+        let ty = &st.types[t];
+        let resource = if ty.group.is_empty() {
+            ty.plural.clone()
+        } else {
+            format!("{}.{}", ty.plural, ty.group)
+        };
+        let place = if ty.namespaced {
+            format!("namespaces/{}", meta(o, "namespace"))
+        } else {
+            "cluster".to_owned()
+        };
+        let name = meta(o, "name");
+        let data = o.to_string();
+        add(
+            &format!("resources/{resource}/{place}/{name}.json"),
+            data.as_bytes(),
+        );
+        add(
+            &format!(
+                "resources/{resource}/{}-preferredversion/{place}/{name}.json",
+                ty.version
+            ),
+            data.as_bytes(),
+        );
+    }
+    tar.into_inner().unwrap_or_default()
 }
 
 /// Answers like Velero's ServerStatusRequest controller: `Processed`, the server version

@@ -52,7 +52,10 @@ async fn applies_to_is_narrow() {
     assert_eq!(redis.included_resources, ["persistentvolumeclaims"]);
     assert_eq!(redis.selector, "tier=airflow,component=redis");
     let db = p.applies_to(DB_ENDPOINT).await.unwrap().unwrap();
-    assert_eq!(db.included_resources, ["secrets", "deployments.apps"]);
+    assert_eq!(
+        db.included_resources,
+        ["secrets", "deployments.apps", "statefulsets.apps"]
+    );
     assert!(matches!(
         p.applies_to("astronomer.io/nope").await,
         Err(HostError::Rpc(s)) if s.code() == tonic_code_unknown()

@@ -2,7 +2,7 @@
 //! out exactly as `restore endpoint`'s planner would have patched it, or byte-equal to
 //! what went in; the configuration is read from a (fake) API server.
 
-use astro::endpoint::plan::{Collected, PlanContext, Role, Target, plan_move};
+use astro::endpoint::plan::{Collected, PlanContext, RESTARTED_FOR, Role, Target, plan_move};
 use astro::endpoint::target::{Endpoint, uri_endpoint};
 use astro::sqlproxy::InstanceName;
 use astro::velero_plugin::actions::{DB_ENDPOINT, SKIP_REDIS_DATA};
@@ -118,6 +118,8 @@ async fn check_variant(
             new: endpoint,
             old,
             sqlproxy,
+            platform_release: None,
+            restore: None,
         },
     );
     let plugin = installed();
@@ -145,8 +147,7 @@ async fn check_variant(
         );
         let id = format!("{variant:?} {kind} {ns}/{name}");
         let change = plan.changes().find(|c| {
-            c.role != Role::Restart
-                && format!("{:?}", c.object.kind) == kind
+            format!("{:?}", c.object.kind) == kind
                 && c.object.namespace == ns
                 && c.object.name == name
         });
@@ -165,7 +166,19 @@ async fn check_variant(
                     .as_object_mut()
                     .unwrap()
                     .remove("resourceVersion");
-                if kind == "Secret" {
+                if change.role == Role::Restart {
+                    // A reader the move would restart: restored with the fingerprint that
+                    // restart leaves, nothing else.
+                    let fingerprint =
+                        &patch["spec"]["template"]["metadata"]["annotations"][RESTARTED_FOR];
+                    let mut want = item.clone();
+                    merge(
+                        &mut want,
+                        &serde_json::json!({"spec": {"template": {"metadata": {"annotations": {
+                            RESTARTED_FOR: fingerprint}}}}}),
+                    );
+                    assert_eq!(got, want, "{id}");
+                } else if kind == "Secret" {
                     let mut want = item.clone();
                     merge(&mut want, &patch);
                     assert_eq!(got, want, "{id}");

@@ -62,6 +62,8 @@ async fn simulated_velero_runs_the_plugin_on_restored_items() {
             port: 5432,
         }),
         sqlproxy: None,
+        platform_release: None,
+        restore: None,
     };
     let mut cm = serde_json::to_value(config.configmap("velero")).unwrap();
     cm["apiVersion"] = "v1".into();
@@ -164,16 +166,14 @@ async fn server_status_request_lists_the_plugin_and_config_is_written() {
         })
         .unwrap();
         let client = client(&cluster).await;
-        let plugins = install::loaded_plugins(&client, "velero").await.unwrap();
+        let answer =
+            astro::velero::server_status::ask(&client, "velero", "test-", install::STATUS_TIMEOUT)
+                .await;
         assert!(
-            plugins.iter().any(|(_, n)| n == "velero.io/pod"),
-            "{plugins:?}"
+            answer.has_plugin("RestoreItemAction", "velero.io/pod"),
+            "{answer:?}"
         );
-        assert_eq!(
-            install::has_db_endpoint(&plugins),
-            with_plugin,
-            "{plugins:?}"
-        );
+        assert_eq!(install::has_db_endpoint(&answer), with_plugin, "{answer:?}");
         assert!(
             cluster
                 .list("velero.io/v1", "ServerStatusRequest", Some("velero"))
@@ -188,6 +188,8 @@ async fn server_status_request_lists_the_plugin_and_config_is_written() {
                 }),
                 old: None,
                 sqlproxy: None,
+                platform_release: None,
+                restore: None,
             };
             install::write_config(&client, "velero", &config)
                 .await

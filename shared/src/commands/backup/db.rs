@@ -34,6 +34,9 @@ pub struct DbArgs {
 /// Runs `backup db`.
 pub async fn run(global: &GlobalArgs, args: DbArgs) -> Result<ExitStatus> {
     let client = crate::commands::cli::client_from(global).await?;
+    let pod = (!args.local).then_some(global.platform_namespace.as_str());
+    crate::commands::preflight::check(&client, &crate::commands::preflight::backup_db(global, pod))
+        .await?;
     let release = platform::collect_platform_release(
         &client,
         &global.platform_namespace,

@@ -4,6 +4,7 @@
 // `Error` is the crate's edge error; commands return it once per run.
 #![allow(clippy::result_large_err)]
 
+use crate::commands::preflight;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use jiff::Timestamp;
 
@@ -265,6 +266,7 @@ pub async fn run(cli: Cli) -> Result<ExitStatus> {
         Command::List(args) => run_list(&global, args).await,
         Command::Describe(args) => {
             let client = client_from(&global).await?;
+            preflight::check(&client, &preflight::backup_describe(&global)).await?;
             let d = crate::backup::describe::collect(&client, &global.velero_namespace, &args.name)
                 .await?;
             match args.output {
@@ -287,6 +289,7 @@ async fn run_create(global: &GlobalArgs, args: CreateArgs) -> Result<ExitStatus>
         ));
     }
     let client = client_from(global).await?;
+    preflight::check(&client, &preflight::backup_create(global, false, args.wait)).await?;
     let plan =
         create::prepare(&client, &global.site(), &scope, args.name.as_deref(), &opts).await?;
     if args.dry_run {
@@ -349,6 +352,7 @@ async fn run_schedule(global: &GlobalArgs, command: ScheduleCommand) -> Result<E
             // Check the expression before touching the cluster: a typo is a usage error.
             crate::cron::parse(&args.schedule)?;
             let client = client_from(global).await?;
+            preflight::check(&client, &preflight::backup_create(global, true, false)).await?;
             let plan = schedule::prepare(
                 &client,
                 &global.site(),
@@ -386,6 +390,7 @@ async fn run_schedule(global: &GlobalArgs, command: ScheduleCommand) -> Result<E
         }
         ScheduleCommand::List { output } => {
             let client = client_from(global).await?;
+            preflight::check(&client, &preflight::backup_list(global, true)).await?;
             let schedules = schedule::collect_schedules(&client, &global.velero_namespace).await?;
             match output {
                 OutputFormat::Text => {
@@ -407,6 +412,7 @@ async fn run_schedule(global: &GlobalArgs, command: ScheduleCommand) -> Result<E
 
 async fn set_paused(global: &GlobalArgs, name: &str, paused: bool) -> Result<ExitStatus> {
     let client = client_from(global).await?;
+    preflight::check(&client, &preflight::schedule_pause(global)).await?;
     schedule::set_paused(&client, &global.velero_namespace, name, paused).await?;
     let word = if paused { "paused" } else { "unpaused" };
     print(&format!(
@@ -418,6 +424,7 @@ async fn set_paused(global: &GlobalArgs, name: &str, paused: bool) -> Result<Exi
 
 async fn run_list(global: &GlobalArgs, args: ListArgs) -> Result<ExitStatus> {
     let client = client_from(global).await?;
+    preflight::check(&client, &preflight::backup_list(global, false)).await?;
     let namespace = args
         .release
         .as_ref()

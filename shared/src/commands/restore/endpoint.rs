@@ -105,7 +105,12 @@ pub async fn run(global: &GlobalArgs, args: &EndpointArgs) -> Result<ExitStatus,
     // Validate the flags before talking to the cluster.
     target_from(&args.request(), None)?;
     let client = crate::commands::cli::client_from(global).await?;
-    move_endpoint(&client, global, args).await
+    crate::commands::preflight::check(
+        &client,
+        &crate::commands::preflight::restore_endpoint(global),
+    )
+    .await?;
+    move_endpoint(&client, global, args, None).await
 }
 
 /// The platform release: the flag, else the one `*-houston-backend` secret, else `astronomer`.
@@ -211,13 +216,17 @@ struct Planned {
 }
 
 /// Plans and (unless `--check`/`--dry-run`) applies the move; shared with `restore platform`.
+/// `previous`: the endpoint before the move when the cluster no longer shows it (the
+/// Velero plugin restored the secrets already moved; `restore platform` read it from the
+/// backup), for the report and the Helm check.
 pub async fn move_endpoint(
     client: &Client,
     global: &GlobalArgs,
     args: &EndpointArgs,
+    previous: Option<Endpoint>,
 ) -> Result<ExitStatus, Error> {
     let fmt = args.output;
-    let mut planned = collect_and_plan(client, global, args).await?;
+    let mut planned = collect_and_plan(client, global, args, previous).await?;
     say_summary(fmt, &planned);
     if args.check || args.dry_run {
         return check_or_dry_run(args, planned);
@@ -258,6 +267,7 @@ async fn collect_and_plan(
     client: &Client,
     global: &GlobalArgs,
     args: &EndpointArgs,
+    previous: Option<Endpoint>,
 ) -> Result<Planned, Error> {
     let pns = global.platform_namespace.as_str();
     let collected = apply::collect(client, pns).await?;
@@ -276,6 +286,7 @@ async fn collect_and_plan(
     let old = saved
         .value(&bootstrap_id, "connection")
         .and_then(uri_endpoint)
+        .or(previous)
         .or_else(|| current_bootstrap.as_deref().and_then(uri_endpoint));
     let target = target_from(&args.request(), old.as_ref().map(|e| e.port))?;
     let ctx = PlanContext {

@@ -10,14 +10,20 @@ use crate::commands::cli::GlobalArgs;
 use crate::commands::error::Error;
 use crate::commands::exit::ExitStatus;
 use crate::commands::restore::endpoint::{self, EndpointArgs};
+use crate::endpoint::target::Endpoint;
 use crate::endpoint::target_from;
 use crate::output::{self, Confirmation, note};
 use crate::restore::RestoreError;
 use crate::restore::outcome::Outcome;
 use crate::restore::platform::{
-    PlatformRestoreError, check_backup, plan_read_only, restore_name, restore_object,
+    PlatformRestoreError, check_backup, endpoint_in_backup, plan_read_only, plugin_config,
+    restore_name, restore_object,
 };
-use crate::velero::{Backup, BackupStorageLocation, Restore};
+use crate::velero::download::{self, DEFAULT_TIMEOUT};
+use crate::velero::server_status;
+use crate::velero::{Backup, BackupStorageLocation, DownloadRequestTargetKind, Restore};
+use crate::velero_plugin::config::{CONFIGMAP_NAME, EndpointConfig};
+use crate::velero_plugin::install;
 use crate::wait::{WaitOptions, WaitOutcome, wait_for};
 
 /// Flags of `restore platform`.
@@ -57,6 +63,28 @@ struct PlatformPlan {
     restore: Value,
 }
 
+/// How the database endpoint moves with the restore.
+enum EndpointRoute {
+    /// No move asked for.
+    NoMove,
+    /// After the restore, by patching and restarting (no plugin).
+    Afterwards,
+    /// During the restore, by the Velero plugin; the move afterwards only verifies.
+    Plugin {
+        /// The ConfigMap's content.
+        config: EndpointConfig,
+    },
+}
+
+impl EndpointRoute {
+    fn config(&self) -> Option<&EndpointConfig> {
+        match self {
+            EndpointRoute::Plugin { config } => Some(config),
+            _ => None,
+        }
+    }
+}
+
 /// The result, for `-o json|yaml`.
 #[derive(Debug, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -75,18 +103,33 @@ pub async fn run(global: &GlobalArgs, args: &PlatformArgs) -> Result<ExitStatus,
         target_from(&args.endpoint.request(), None)?;
     }
     let client = crate::commands::cli::client_from(global).await?;
+    let needs = crate::commands::preflight::restore_platform(global, args.endpoint.wants_move());
+    crate::commands::preflight::check(&client, &needs).await?;
     let now = jiff::Timestamp::now();
     let collected = collect(&client, global, &args.from_backup, now).await?;
     let plan = plan(global, args, &collected, now);
+    let route = endpoint_route(&client, global, args, &plan).await?;
     if args.endpoint.dry_run {
-        return dry_run(args, &collected, &plan);
+        return dry_run(args, &collected, &plan, &route);
     }
     confirm(args)?;
     let vns = global.velero_namespace.as_str();
     if let Some(patch) = &plan.read_only {
         set_read_only(&client, vns, &plan.bsl_name, patch).await?;
     }
-    let outcome = restore_and_wait(&client, vns, &plan).await?;
+    if let Some(config) = route.config() {
+        install::write_config(&client, vns, config).await?;
+        note(format!(
+            "wrote ConfigMap {vns}/{CONFIGMAP_NAME}: the Velero plugin moves the database secrets \
+             as restore {} creates them (that restore only)",
+            plan.restore_name
+        ));
+    }
+    let outcome = restore_and_wait(&client, vns, &plan).await;
+    if route.config().is_some() {
+        remove_plugin_config(&client, vns, &outcome).await;
+    }
+    let outcome = outcome?;
     let text = format!(
         "restored backup {} (restore {} Completed){}\n",
         args.from_backup,
@@ -108,7 +151,128 @@ pub async fn run(global: &GlobalArgs, args: &PlatformArgs) -> Result<ExitStatus,
     // The user confirmed the whole flow above.
     let mut endpoint_args = args.endpoint.clone();
     endpoint_args.yes = true;
-    endpoint::move_endpoint(&client, global, &endpoint_args).await
+    let previous = match &route {
+        EndpointRoute::Plugin { config } => {
+            note(
+                "checking what the plugin moved: anything it did not is patched now, and only the workloads reading it restart",
+            );
+            config.old.clone()
+        }
+        _ => None,
+    };
+    endpoint::move_endpoint(&client, global, &endpoint_args, previous).await
+}
+
+/// Whether the Velero plugin moves the endpoint during the restore: only when the Velero
+/// server loaded it; then the backup tells the endpoint it brings back.
+async fn endpoint_route(
+    client: &kube::Client,
+    global: &GlobalArgs,
+    args: &PlatformArgs,
+    plan: &PlatformPlan,
+) -> Result<EndpointRoute, Error> {
+    if !args.endpoint.wants_move() {
+        return Ok(EndpointRoute::NoMove);
+    }
+    let vns = global.velero_namespace.as_str();
+    let answer = server_status::ask(
+        client,
+        vns,
+        "kubectl-astro-restore-",
+        install::STATUS_TIMEOUT,
+    )
+    .await;
+    if !install::has_db_endpoint(&answer) {
+        let why = answer
+            .problem()
+            .unwrap_or_else(|| "the Velero server has not loaded velero-plugin-astro".into());
+        note(format!(
+            "{why}: the restored platform starts on the old database endpoint, and the move \
+             afterwards patches its secrets and restarts its workloads. Installing \
+             velero-plugin-astro (README, \"The Velero plugin\") avoids that restart storm: \
+             the restore then creates them on the new endpoint"
+        ));
+        return Ok(EndpointRoute::Afterwards);
+    }
+    let others = install::other_configs(client, vns).await?;
+    if !others.is_empty() {
+        return Err(PlatformRestoreError::OtherPluginConfig {
+            namespace: vns.to_owned(),
+            names: others,
+        }
+        .into());
+    }
+    let old = old_endpoint(client, global, &args.from_backup).await;
+    let target = target_from(&args.endpoint.request(), old.as_ref().map(|e| e.port))?;
+    if target.userinfo.is_some() {
+        note(
+            "the new user and password are set after the restore (credentials never go into a ConfigMap), so the platform's workloads restart once",
+        );
+    }
+    let config = plugin_config(
+        &target,
+        old,
+        &global.platform_namespace,
+        global.platform_release.as_deref(),
+        &plan.restore_name,
+    );
+    Ok(EndpointRoute::Plugin { config })
+}
+
+/// The endpoint the backup brings back, from its tarball; `None` (with a note) when it
+/// cannot be read: the plugin then moves every connection it finds, and keys that name a
+/// host directly (`kedaConnection`) are left to the move afterwards.
+async fn old_endpoint(
+    client: &kube::Client,
+    global: &GlobalArgs,
+    backup: &str,
+) -> Option<Endpoint> {
+    let vns = global.velero_namespace.as_str();
+    let pns = global.platform_namespace.as_str();
+    let kind = DownloadRequestTargetKind::BackupContents;
+    let read = match download::download(client, vns, kind, backup, DEFAULT_TIMEOUT).await {
+        Ok(bytes) => endpoint_in_backup(&bytes, pns).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match read {
+        Ok(Some(old)) => {
+            note(format!(
+                "backup {backup} brings back database endpoint {old}"
+            ));
+            Some(old)
+        }
+        Ok(None) => {
+            note(format!(
+                "backup {backup} holds no usable secret {pns}/{}; keys naming the old host directly are moved after the restore",
+                crate::endpoint::plan::BOOTSTRAP_SECRET
+            ));
+            None
+        }
+        Err(e) => {
+            note(format!(
+                "cannot read the old database endpoint from backup {backup} ({e}); keys naming the old host directly are moved after the restore"
+            ));
+            None
+        }
+    }
+}
+
+/// Removes the plugin's ConfigMap once the restore has ended. If we only stopped waiting,
+/// it stays for the restore still running (it names that restore, so no other is touched).
+async fn remove_plugin_config(client: &kube::Client, vns: &str, outcome: &Result<Outcome, Error>) {
+    if let Err(Error::PlatformRestore(PlatformRestoreError::StoppedWaiting { name, .. })) = outcome
+    {
+        note(format!(
+            "ConfigMap {vns}/{CONFIGMAP_NAME} stays while restore {name} runs (it applies to that restore only); \
+             remove it afterwards: kubectl delete configmap {CONFIGMAP_NAME} -n {vns}"
+        ));
+        return;
+    }
+    if let Err(e) = install::delete_config(client, vns).await {
+        note(format!(
+            "warning: {e}; it applies only to the restore just made, remove it with: kubectl delete configmap {CONFIGMAP_NAME} -n {vns}"
+        ));
+    }
 }
 
 /// Reads the backup and its storage location, refusing what cannot be restored from.
@@ -191,6 +355,7 @@ fn dry_run(
     args: &PlatformArgs,
     collected: &Collected,
     plan: &PlatformPlan,
+    route: &EndpointRoute,
 ) -> Result<ExitStatus, Error> {
     let mut objects = Vec::new();
     if plan.read_only.is_some() {
@@ -217,11 +382,28 @@ fn dry_run(
             .as_deref()
             .unwrap_or_default()
     ));
+    if let Some(config) = route.config() {
+        let namespace = plan.restore["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default();
+        note(format!(
+            "dry run: would write ConfigMap {namespace}/{CONFIGMAP_NAME} so the Velero plugin moves the database secrets during the restore, and remove it after"
+        ));
+        let mut cm = serde_json::to_value(config.configmap(namespace))
+            .map_err(|e| Error::Internal(format!("ConfigMap: {e}")))?;
+        cm["apiVersion"] = "v1".into();
+        cm["kind"] = "ConfigMap".into();
+        objects.push(cm);
+    }
     objects.push(plan.restore.clone());
-    if args.endpoint.wants_move() {
-        note(
+    match route {
+        EndpointRoute::NoMove => {}
+        EndpointRoute::Afterwards => note(
             "dry run: then move the database endpoint; after the restore, `kubectl astro restore endpoint --dry-run` shows that diff",
-        );
+        ),
+        EndpointRoute::Plugin { .. } => note(
+            "dry run: then check the move (`kubectl astro restore endpoint --check` after the restore shows anything left)",
+        ),
     }
     output::emit_objects(args.endpoint.output, &objects)?;
     Ok(ExitStatus::Success)

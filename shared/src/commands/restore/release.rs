@@ -61,6 +61,16 @@ struct Prepared {
 pub(super) async fn run(global: &GlobalArgs, args: &RestoreArgs) -> Result<ExitStatus> {
     let release = ReleaseName::parse(args.release.as_deref().unwrap_or_default())?;
     let kube = crate::commands::cli::client_from(global).await?;
+    let namespace = args.namespace.clone().unwrap_or_else(|| {
+        crate::namespaces::default_deployment_namespace(&global.platform_namespace, &release)
+    });
+    let needs = crate::commands::preflight::restore_release(
+        global,
+        &namespace,
+        args.houston.local,
+        !args.no_undelete,
+    );
+    crate::commands::preflight::check(&kube, &needs).await?;
     let mut report = RestoreReport {
         release: release.to_string(),
         ..RestoreReport::default()

@@ -26,6 +26,8 @@ struct UndeleteReport {
 pub(super) async fn run(global: &GlobalArgs, args: &UndeleteArgs) -> Result<ExitStatus> {
     let release = ReleaseName::parse(&args.release)?;
     let kube = crate::commands::cli::client_from(global).await?;
+    let needs = crate::commands::preflight::restore_undelete(global, args.houston.local);
+    crate::commands::preflight::check(&kube, &needs).await?;
     let view = houston_view(&kube, global, &release, &args.houston).await?;
     note(describe_status(&release, &view.status));
     let plan = houston::plan_undelete(&release, &view.status, args.force)?;

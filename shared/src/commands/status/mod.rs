@@ -99,6 +99,8 @@ pub async fn run(cli: Cli) -> Result<ExitStatus> {
         ));
     }
     let kube = crate::commands::cli::client_from(&cli.global).await?;
+    let needs = crate::commands::preflight::status(&cli.global, cli.houston.local);
+    crate::commands::preflight::check(&kube, &needs).await?;
     let platform = crate::platform::collect_platform_release(
         &kube,
         &cli.global.platform_namespace,

@@ -102,8 +102,14 @@ fn accepted(cluster: &FakeCluster, binary: &str, args: &[&str]) -> Vec<Value> {
         assert_eq!(names, expected, "{binary} {args:?} -o {format}:\n{stream}");
         // No cluster state changes: the command printed, kubectl created client-side only.
         // Transient helpers come and go: the relay pod (and its Secret) that reads Houston,
-        // the DownloadRequests that read a backup's resource list.
-        let transient = ["/pods", "/downloadrequests", "/astro-dbrelay-"];
+        // the DownloadRequests that read a backup's resource list; the permission
+        // pre-flight's SelfSubjectAccessReviews are answered, never stored.
+        let transient = [
+            "/pods",
+            "/downloadrequests",
+            "/astro-dbrelay-",
+            "/selfsubjectaccessreviews",
+        ];
         let writes: Vec<String> = cluster
             .requests()
             .iter()

@@ -9,6 +9,7 @@ mod fixtures_pg;
 mod harness;
 mod hygiene;
 mod krew;
+mod rbac;
 mod restore;
 mod sandbox;
 mod snapshot;
