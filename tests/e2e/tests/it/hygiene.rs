@@ -276,6 +276,9 @@ fn state_changing_commands_leak_nothing() {
         .pods_only_db()
         .substitute("/astronomer_houston?", format!("/{db}?"))
         .start();
+    // The originals `restore endpoint` saves (secrets, mode 0600) stay in a scratch dir.
+    let dir = scratch();
+    let originals = dir.path().join("originals.json");
     let runs: Vec<(&str, Vec<&str>)> = vec![
         (
             "kubectl-astro-restore",
@@ -287,7 +290,14 @@ fn state_changing_commands_leak_nothing() {
         ),
         (
             "kubectl-astro-restore",
-            vec!["endpoint", "--db-host", "dr-db.example.com", "--yes"],
+            vec![
+                "endpoint",
+                "--db-host",
+                "dr-db.example.com",
+                "--yes",
+                "--save-to",
+                path_str(&originals),
+            ],
         ),
     ];
     let results = audit_all(&cluster, &runs);
@@ -720,6 +730,9 @@ async fn velero_plugin_log_lines_hold_no_secret() {
             new: Some(new),
             old: Some(old),
             sqlproxy: None,
+            platform_release: Some("astronomer".into()),
+            // The Restore below (`r`).
+            restore: Some("r".into()),
         };
         let mut cm = serde_json::to_value(config.configmap("velero")).unwrap();
         cm["apiVersion"] = "v1".into();
