@@ -28,6 +28,11 @@ pub const CONTAINER: &str = "psql";
 pub const DEFAULT_IMAGE: &str = "postgres";
 /// How long a client pod may live at most, whatever happens to us (kubelet kills it).
 pub const MAX_POD_SECONDS: i64 = 4 * 60 * 60;
+/// How long after its container ended a pod of ours counts as abandoned: the run that
+/// started it read its logs long before.
+pub const FINISHED_GRACE_SECONDS: i64 = 10 * 60;
+/// The `component` label of every client and relay pod (and client Secret).
+pub const COMPONENT: &str = "astro-dbclient";
 
 /// Errors creating, running or cleaning up a client pod.
 #[derive(Debug, thiserror::Error)]
@@ -163,7 +168,7 @@ pub fn network_policy_labels(platform_release: &str) -> BTreeMap<String, String>
     [
         ("release", platform_release),
         ("tier", "astronomer"),
-        ("component", "astro-dbclient"),
+        ("component", COMPONENT),
         MANAGED_BY,
     ]
     .into_iter()
@@ -273,7 +278,7 @@ impl ClientPodPlan {
                 namespace: Some(self.namespace.clone()),
                 labels: Some(BTreeMap::from([
                     (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
-                    ("component".to_owned(), "astro-dbclient".to_owned()),
+                    ("component".to_owned(), COMPONENT.to_owned()),
                 ])),
                 owner_references,
                 ..ObjectMeta::default()
@@ -580,6 +585,103 @@ async fn pump_output(
     tokio::join!(out, err);
 }
 
+/// Whether `pod`, one of ours by its labels, was abandoned by a run that was killed
+/// (SIGKILL, a lost machine) at `now`, so that removing it cannot hurt a run still going:
+/// it outlived its `activeDeadlineSeconds` (the kubelet has stopped its container), or
+/// its container ended more than [`FINISHED_GRACE_SECONDS`] ago. Never someone else's pod.
+pub fn abandoned(pod: &Pod, now: jiff::Timestamp) -> bool {
+    let labels = pod.metadata.labels.as_ref();
+    let label = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
+    if label(MANAGED_BY.0) != Some(MANAGED_BY.1) || label("component") != Some(COMPONENT) {
+        return false;
+    }
+    let seconds_since = |t: jiff::Timestamp| now.duration_since(t).as_secs();
+    let deadline = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.active_deadline_seconds)
+        .unwrap_or(MAX_POD_SECONDS);
+    let expired = pod
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .is_some_and(|t| seconds_since(t.0) > deadline);
+    let finished_long_ago = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref())
+        .any(|t| seconds_since(t.0) > FINISHED_GRACE_SECONDS);
+    expired || finished_long_ago
+}
+
+/// Deletes the client and relay pods (and their Secrets) that killed runs abandoned in
+/// `namespace` (see [`abandoned`]); returns their names. Once per namespace and process,
+/// before the first pod of a run is created.
+pub async fn remove_abandoned(client: &Client, namespace: &str) -> Result<Vec<String>, KubeError> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("{}={},component={COMPONENT}", MANAGED_BY.0, MANAGED_BY.1);
+    let list = pods
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| KubeError::api(format!("list client pods in namespace {namespace}"), e))?;
+    let now = jiff::Timestamp::now();
+    let mut removed = Vec::new();
+    for pod in list.items.iter().filter(|p| abandoned(p, now)) {
+        let Some(name) = pod.metadata.name.clone() else {
+            continue;
+        };
+        // Only that very pod (uid precondition), and its Secret should GC not run.
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: pod
+                .metadata
+                .uid
+                .clone()
+                .map(|uid| kube::api::Preconditions {
+                    uid: Some(uid),
+                    resource_version: None,
+                }),
+            ..DeleteParams::default()
+        };
+        match pods.delete(&name, &params).await {
+            Ok(_) => {
+                let _ = secrets.delete(&name, &DeleteParams::default()).await;
+                removed.push(name);
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+            Err(e) => {
+                return Err(KubeError::api(
+                    format!("delete abandoned client pod {name} in namespace {namespace}"),
+                    e,
+                ));
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Whether this is the first call with `key` in this process: cleanups of what killed
+/// runs left run once per run, not before every pod or download.
+pub fn first_in_process(key: &str) -> bool {
+    static SEEN: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    SEEN.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key.to_owned())
+}
+
+/// [`remove_abandoned`] at most once per namespace in this process, best effort: a
+/// failure here (e.g. no `list` permission) must not stop the run it precedes.
+async fn remove_abandoned_once(client: &Client, namespace: &str) {
+    if first_in_process(&format!("pods/{namespace}")) {
+        let _ = remove_abandoned(client, namespace).await;
+    }
+}
+
 /// Creates the client pod, runs `body` with it, and deletes Pod and Secret afterwards,
 /// whether `body` succeeded, failed, or Ctrl-C/SIGTERM/SIGHUP arrived (then
 /// [`ClientPodError::Interrupted`]).
@@ -602,6 +704,7 @@ where
     let mut signals = StopSignals::install();
     let ctrl_c = signals.recv();
     tokio::pin!(ctrl_c);
+    remove_abandoned_once(client, &plan.namespace).await;
     let pod = tokio::select! {
         pod = ClientPod::create(client, plan) => pod?,
         _ = &mut ctrl_c => {
@@ -782,6 +885,60 @@ mod tests {
             "<redacted>"
         );
         assert_eq!(red.string_data.as_ref().unwrap()["PGHOST"], "db");
+    }
+
+    #[test]
+    fn only_our_expired_or_long_finished_pods_count_as_abandoned() {
+        use k8s_openapi::api::core::v1::{
+            ContainerState, ContainerStateTerminated, ContainerStatus, PodStatus,
+        };
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let now = jiff::Timestamp::now();
+        let ago = |secs: i64| Time(now - jiff::SignedDuration::from_secs(secs));
+        let created = |secs: i64| {
+            let mut pod = plan().pod();
+            pod.metadata.creation_timestamp = Some(ago(secs));
+            pod
+        };
+        let finished = |secs: i64| {
+            let mut pod = created(secs + 5);
+            pod.status = Some(PodStatus {
+                container_statuses: Some(vec![ContainerStatus {
+                    state: Some(ContainerState {
+                        terminated: Some(ContainerStateTerminated {
+                            finished_at: Some(ago(secs)),
+                            ..ContainerStateTerminated::default()
+                        }),
+                        ..ContainerState::default()
+                    }),
+                    ..ContainerStatus::default()
+                }]),
+                ..PodStatus::default()
+            });
+            pod
+        };
+        assert!(!abandoned(&created(60), now), "a running run's pod");
+        assert!(!abandoned(&created(MAX_POD_SECONDS - 60), now));
+        assert!(abandoned(&created(MAX_POD_SECONDS + 60), now));
+        assert!(
+            !abandoned(&finished(60), now),
+            "its run may still read the logs"
+        );
+        assert!(abandoned(&finished(FINISHED_GRACE_SECONDS + 60), now));
+        let mut foreign = created(MAX_POD_SECONDS * 10);
+        foreign.metadata.labels = Some(BTreeMap::from([(
+            "component".to_owned(),
+            COMPONENT.to_owned(),
+        )]));
+        assert!(
+            !abandoned(&foreign, now),
+            "not ours without the managed-by label"
+        );
+        foreign.metadata.labels = Some(BTreeMap::from([(
+            MANAGED_BY.0.to_owned(),
+            MANAGED_BY.1.to_owned(),
+        )]));
+        assert!(!abandoned(&foreign, now), "ours, but not a client pod");
     }
 
     #[test]

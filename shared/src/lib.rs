@@ -16,7 +16,8 @@
 //!    backups ([`backup`]), restores and backup choice ([`restore`]), endpoint moves
 //!    ([`endpoint`]), DR readiness ([`status`]), the Velero plugin's actions
 //!    ([`velero_plugin`]); and the I/O they need: the API client ([`client`]), waits
-//!    ([`wait`]), PostgreSQL from here ([`pg`], [`pg_tls`]) or through the cluster
+//!    ([`wait`]), PostgreSQL from here ([`pg`], [`pg_tls`], passwords for local
+//!    psql/pg_dump in [`pgpass`]) or through the cluster
 //!    ([`pgtunnel`], [`clientpod`]), the terminal ([`terminal`]).
 //! 3. **Output** ([`output`]): the one path to stdout and stderr: text, JSON, YAML,
 //!    object streams for `--dry-run`, tables, notes, the confirmation prompt.
@@ -40,6 +41,7 @@ pub mod output;
 pub mod pg;
 pub mod pg_tls;
 pub mod pgbouncer_ini;
+pub mod pgpass;
 pub mod pgtunnel;
 pub mod platform;
 pub mod release;

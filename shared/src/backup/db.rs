@@ -82,16 +82,33 @@ async fn stream_to_file(mut reader: impl AsyncRead + Unpin, out: &Path) -> std::
     }
 }
 
-/// Runs the local `pg_dump -Fc`; the password goes only into the child's environment.
+/// Runs the local `pg_dump -Fc`; the password reaches it only through an inherited
+/// in-memory password file ([`crate::pgpass`]), never its arguments or environment.
 pub async fn dump_local(conn: &PgConnection, out: &Path) -> Result<u64, BackupError> {
     let mut cmd = tokio::process::Command::new("pg_dump");
     cmd.args(["--format=custom", "--no-password"])
         .env_remove("PGPASSFILE")
+        .env_remove("PGPASSWORD")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    for (k, v) in conn.libpq_env(true) {
+    for (k, v) in conn.libpq_env(false) {
+        cmd.env(k, v);
+    }
+    // Lives until pg_dump has ended (this function returns after that).
+    let pass = match conn.password() {
+        Some(password) => Some(
+            crate::pgpass::PassFile::new(password, "pg_dump").map_err(|e| {
+                dump_error(
+                    e.to_string(),
+                    "retry, or drop --local to dump from a client pod",
+                )
+            })?,
+        ),
+        None => None,
+    };
+    for (k, v) in pass.iter().flat_map(|p| p.env()) {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().map_err(|e| {

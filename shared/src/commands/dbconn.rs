@@ -585,7 +585,8 @@ async fn run_pod_shell(
     })
 }
 
-/// `--local --shell`: the local psql, credentials in its environment (never in argv).
+/// `--local --shell`: the local psql; the password only through an inherited in-memory
+/// password file ([`crate::pgpass`]), never in its arguments or environment.
 fn run_local_psql(conn: &PgConnection) -> Result<ExitStatus, Error> {
     let mut command = std::process::Command::new("psql");
     // Drop the caller's PG* settings so only ours apply.
@@ -594,7 +595,14 @@ fn run_local_psql(conn: &PgConnection) -> Result<ExitStatus, Error> {
             command.env_remove(key);
         }
     }
-    command.envs(conn.libpq_env(true));
+    command.envs(conn.libpq_env(false));
+    // Lives until psql has ended (`status` waits).
+    let pass = conn
+        .password()
+        .map(|password| crate::pgpass::PassFile::new(password, "psql"))
+        .transpose()
+        .map_err(|e| Error::usage(e.to_string(), "retry, or drop --local to use a client pod"))?;
+    command.envs(pass.iter().flat_map(|p| p.env()));
     match command.status() {
         Ok(status) if status.success() => Ok(ExitStatus::Success),
         Ok(_) => Ok(ExitStatus::Failed),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 
@@ -16,6 +16,7 @@ use super::{
     DownloadRequest, DownloadRequestSpec, DownloadRequestTarget, DownloadRequestTargetKind,
 };
 use crate::client::KubeError;
+use crate::clientpod::{MANAGED_BY, first_in_process};
 
 /// How long Velero gets to sign a URL (the CLI waits 30 s too).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -106,6 +107,12 @@ pub async fn download(
     request.metadata.name = Some(crate::clientpod::unique_name(
         truncate(name, 50).trim_end_matches(['-', '.']),
     ));
+    // Ours by this label, so that a later run can remove what a killed one left.
+    request.metadata.labels = Some(BTreeMap::from([(
+        MANAGED_BY.0.to_owned(),
+        MANAGED_BY.1.to_owned(),
+    )]));
+    remove_abandoned_once(&api).await;
     let created = api
         .create(&PostParams::default(), &request)
         .await
@@ -130,6 +137,44 @@ pub async fn download(
     // Velero would expire it after 10 minutes; do not leave it behind.
     let _ = api.delete(&request_name, &DeleteParams::default()).await;
     result
+}
+
+/// How long Velero keeps a signed download URL valid (and the request with it).
+pub const REQUEST_LIFETIME_SECONDS: i64 = 10 * 60;
+
+/// Whether `request`, one of ours by its label, was left by a killed run at `now`:
+/// created longer ago than a download URL lives. Never someone else's request.
+pub fn abandoned(request: &DownloadRequest, now: jiff::Timestamp) -> bool {
+    let ours = request
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_BY.0))
+        .is_some_and(|v| v == MANAGED_BY.1);
+    ours && request
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .is_some_and(|t| now.duration_since(t.0).as_secs() > REQUEST_LIFETIME_SECONDS)
+}
+
+/// Deletes the DownloadRequests killed runs of this tool left (see [`abandoned`]), once
+/// per namespace and process, best effort: Velero would expire them too, when it runs.
+async fn remove_abandoned_once(api: &Api<DownloadRequest>) {
+    let namespace = api.namespace().unwrap_or_default();
+    if !first_in_process(&format!("downloadrequests/{namespace}")) {
+        return;
+    }
+    let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
+    let Ok(list) = api.list(&ListParams::default().labels(&selector)).await else {
+        return;
+    };
+    let now = jiff::Timestamp::now();
+    for request in list.items.iter().filter(|r| abandoned(r, now)) {
+        if let Some(name) = &request.metadata.name {
+            let _ = api.delete(name, &DeleteParams::default()).await;
+        }
+    }
 }
 
 async fn fetch(
@@ -329,6 +374,41 @@ pub async fn results(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_our_requests_older_than_a_url_lives_count_as_abandoned() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let now = jiff::Timestamp::now();
+        let request = |ours: bool, age: i64| {
+            let mut r = DownloadRequest::new(
+                "r",
+                "velero",
+                DownloadRequestSpec {
+                    target: DownloadRequestTarget {
+                        kind: DownloadRequestTargetKind::BackupResourceList,
+                        name: "b".into(),
+                    },
+                },
+            );
+            r.metadata.creation_timestamp = Some(Time(now - jiff::SignedDuration::from_secs(age)));
+            if ours {
+                r.metadata.labels = Some(BTreeMap::from([(
+                    MANAGED_BY.0.to_owned(),
+                    MANAGED_BY.1.to_owned(),
+                )]));
+            }
+            r
+        };
+        assert!(!abandoned(&request(true, 30), now));
+        assert!(abandoned(
+            &request(true, REQUEST_LIFETIME_SECONDS + 60),
+            now
+        ));
+        assert!(
+            !abandoned(&request(false, REQUEST_LIFETIME_SECONDS * 10), now),
+            "the Velero CLI's"
+        );
+    }
 
     #[test]
     fn parses_results_file() {

@@ -34,6 +34,7 @@ pub fn cluster_builder() -> ClusterBuilder {
         use_pg: true,
         pg: None,
         pods_only_db: false,
+        audit_on_drop: true,
         options: Options {
             simulate_velero: true,
             ..Options::default()
@@ -49,6 +50,7 @@ pub struct ClusterBuilder {
     use_pg: bool,
     pg: Option<crate::Pg>,
     pods_only_db: bool,
+    audit_on_drop: bool,
     options: Options,
 }
 
@@ -89,6 +91,13 @@ impl ClusterBuilder {
         self
     }
 
+    /// No audit when the cluster is dropped (see [`ClusterBuilder::start`]): for a test
+    /// that leaves the tool's objects behind on purpose (SIGKILL) and checks them itself.
+    pub fn without_drop_audit(mut self) -> Self {
+        self.audit_on_drop = false;
+        self
+    }
+
     /// Adjusts the fake cluster's options (faults are injected after start instead).
     pub fn options(mut self, edit: impl FnOnce(&mut Options)) -> Self {
         edit(&mut self.options);
@@ -101,6 +110,11 @@ impl ClusterBuilder {
     /// namespaces) are loaded too, so that the simulated Velero snapshots them into the
     /// fixture backups that include them, and deleted again before this returns: the
     /// cluster looks as after the deletion, and restoring those backups brings them back.
+    ///
+    /// When the cluster is dropped at the end of the test, it is audited (unless
+    /// [`ClusterBuilder::without_drop_audit`]): no object the tool created for a run is
+    /// left ([`crate::audit::leftovers`]), and no object written through the API other
+    /// than a Secret holds a fixture secret ([`crate::audit::object_leaks`]).
     pub fn start(self) -> FakeCluster {
         let mut substitutions = self.substitutions.clone();
         let mut options = self.options.clone();
@@ -152,6 +166,18 @@ impl ClusterBuilder {
             .unwrap_or_else(|e| panic!("fake cluster with fixtures {variants:?}: {e}"));
 
         remove_saved(&cluster, saved, manual);
+        if self.audit_on_drop {
+            cluster.check_on_drop(|cluster| {
+                let mut problems = Vec::new();
+                let left =
+                    crate::audit::leftovers_after(cluster, std::time::Duration::from_secs(2));
+                if !left.is_empty() {
+                    problems.push(format!("the tool left behind {left:?}"));
+                }
+                problems.extend(crate::audit::object_leaks(cluster));
+                problems
+            });
+        }
         cluster
     }
 }

@@ -13,6 +13,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub mod audit;
 mod cluster;
 pub mod faults;
 pub use cluster::{
@@ -68,8 +69,10 @@ pub const FIXTURE_SECRETS: &[&str] = &[
     "ZHQtcHJvZC1mZXJuZXQta2V5LWZpeHR1cmUtb25seSEhISE=",
     "Y2VsZXN0aWFsLXplbml0aC1mZXJuZXQtZml4dHVyZSEhISE=",
     "Ym9yZWFsLWFwaGVsaW9uLWZlcm5ldC1maXh0dXJlISEhISE=",
-    // Registry credentials, the Cloud SQL proxy's service-account key, Houston's hashes.
+    // Registry credentials (plain and as the docker config's `auth`), the Cloud SQL
+    // proxy's service-account key, Houston's hashes.
     "R3gistryFake11",
+    "cmVnaXN0cnk6UjNnaXN0cnlGYWtlMTE=",
     "RklYVFVSRS1OT1QtQS1SRUFMLUtFWQ==",
     "$2a$10$fixtureFixtureFixtureFiOq8m1Vq9x2oQ5yG7rT3uW4eR6tY8i",
     "$2a$10$fixtureFixtureFixtureFiZr2Lw8cN1bK6pS3dF7gJ0yEuHc9",
@@ -77,12 +80,28 @@ pub const FIXTURE_SECRETS: &[&str] = &[
     "k3Zq9",
 ];
 
-/// Fixture secrets found in `text` (empty when none leaked).
+/// Fixture secrets found in `text` (empty when none leaked), plain or base64-encoded
+/// anywhere inside a base64 text (as in a printed Secret's `data`).
 pub fn leaked_secrets(text: &str) -> Vec<&'static str> {
     FIXTURE_SECRETS
         .iter()
         .copied()
-        .filter(|s| text.contains(s))
+        .filter(|s| text.contains(s) || base64_forms(s).iter().any(|f| text.contains(f.as_str())))
+        .collect()
+}
+
+/// What `secret` looks like inside base64 at each of the three byte alignments: the
+/// characters of the groups it fills alone. Forms shorter than 8 characters would
+/// match by chance and are left out.
+fn base64_forms(secret: &str) -> Vec<String> {
+    use base64::Engine as _;
+    let bytes = secret.as_bytes();
+    (0..3)
+        .filter_map(|skip| {
+            let whole = &bytes[skip.min(bytes.len())..];
+            let whole = &whole[..whole.len() / 3 * 3];
+            (whole.len() >= 6).then(|| base64::engine::general_purpose::STANDARD.encode(whole))
+        })
         .collect()
 }
 
@@ -654,5 +673,21 @@ mod tests {
     fn leak_scan_finds_secrets() {
         assert_eq!(leaked_secrets("pw=Sup3r!Secret ok"), vec!["Sup3r!Secret"]);
         assert!(leaked_secrets("password: <redacted>").is_empty());
+    }
+
+    #[test]
+    fn leak_scan_finds_secrets_inside_base64_at_any_offset() {
+        use base64::Engine as _;
+        for prefix in ["", "a", "ab", "postgres://astro_admin:"] {
+            let data = base64::engine::general_purpose::STANDARD
+                .encode(format!("{prefix}gcpPassw0rd@db:5432/x"));
+            assert_eq!(
+                leaked_secrets(&format!("data: {data}")),
+                vec!["gcpPassw0rd"],
+                "{prefix:?}"
+            );
+        }
+        let other = base64::engine::general_purpose::STANDARD.encode("postgres://u:other@db/x");
+        assert!(leaked_secrets(&other).is_empty());
     }
 }

@@ -223,7 +223,11 @@ async fn run_pod(shared: Arc<Shared>, t: usize, pod: Arc<Value>, program: std::p
             .filter_map(|s| s.as_str().map(String::from)),
     );
     let pod_dns = |text: &str| pod_dns(&shared.pod_hosts, text);
-    let env: Vec<(String, String)> = env.into_iter().map(|(k, v)| (k, pod_dns(&v))).collect();
+    // HOSTNAME first (the pod's own env may override it), in exec sessions too, as in a
+    // container: it also tells which pod a process on this machine belongs to.
+    let env: Vec<(String, String)> = std::iter::once(("HOSTNAME".to_owned(), name.clone()))
+        .chain(env.into_iter().map(|(k, v)| (k, pod_dns(&v))))
+        .collect();
     let args: Vec<String> = args.iter().map(|a| pod_dns(a)).collect();
     let want_stdin = container["stdin"] == json!(true);
     let tty = container["tty"] == json!(true);
@@ -231,7 +235,6 @@ async fn run_pod(shared: Arc<Shared>, t: usize, pod: Arc<Value>, program: std::p
     cmd.args(&args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOSTNAME", &name)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(if want_stdin {
             Stdio::piped()

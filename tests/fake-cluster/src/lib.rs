@@ -154,6 +154,16 @@ pub struct RequestRecord {
     pub authorized: Vec<String>,
 }
 
+/// One successful write through the API (not test setup, not the simulated controllers):
+/// the object as the server stored it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiWrite {
+    /// `POST`, `PUT` or `PATCH`.
+    pub method: String,
+    /// The stored object after the write.
+    pub object: Value,
+}
+
 /// Errors starting the fake cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -199,6 +209,8 @@ impl FaultState {
 pub(crate) struct Shared {
     pub store: Mutex<store::Store>,
     pub log: Mutex<VecDeque<RequestRecord>>,
+    /// Every object written through the API, for audits of what clients created.
+    pub writes: Mutex<Vec<ApiWrite>>,
     pub faults: Mutex<FaultState>,
     pub velero: Mutex<velero_sim::VeleroState>,
     pub kubelet: Mutex<kubelet::KubeletState>,
@@ -219,9 +231,13 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A check run when a [`FakeCluster`] is dropped: what is wrong, empty when all is well.
+pub type DropCheck = Box<dyn FnOnce(&FakeCluster) -> Vec<String> + Send>;
+
 /// A running fake API server; dropping it stops the server.
 pub struct FakeCluster {
     shared: Arc<Shared>,
+    drop_checks: Mutex<Vec<DropCheck>>,
     url: String,
     kubeconfig: PathBuf,
     _dir: Option<tempfile::TempDir>,
@@ -422,6 +438,7 @@ impl FakeCluster {
             kubelet: Mutex::new(kubelet::KubeletState::default()),
             store: Mutex::new(st),
             log: Mutex::new(VecDeque::new()),
+            writes: Mutex::new(Vec::new()),
             faults: Mutex::new(FaultState {
                 faults: Vec::new(),
                 rng: 0x9e37_79b9_7f4a_7c15,
@@ -500,6 +517,7 @@ impl FakeCluster {
         }
         Ok(Self {
             shared,
+            drop_checks: Mutex::new(Vec::new()),
             url,
             kubeconfig,
             _dir: dir,
@@ -574,6 +592,26 @@ impl FakeCluster {
     /// Forgets the recorded requests.
     pub fn clear_requests(&self) {
         lock(&self.shared.log).clear();
+    }
+
+    /// Every object created, replaced or patched through the API since start, oldest
+    /// first: what clients (the tool, kubectl) wrote, never test setup (`apply`) nor the
+    /// simulated Velero. Unbounded, unlike [`FakeCluster::requests`]: audits need all.
+    pub fn api_writes(&self) -> Vec<ApiWrite> {
+        lock(&self.shared.writes).clone()
+    }
+
+    /// Makes an object look created `age` ago (`metadata.creationTimestamp`), as for
+    /// an object a crashed run left behind hours before; false when it does not exist.
+    pub fn set_age(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        age: Duration,
+    ) -> bool {
+        lock(&self.shared.store).set_age(api_version, kind, namespace.unwrap_or(""), name, age)
     }
 
     /// One object by apiVersion, kind, namespace (None for cluster-scoped) and name.
@@ -680,14 +718,40 @@ impl FakeCluster {
     }
 }
 
+impl FakeCluster {
+    /// Runs `check` when this cluster is dropped (unless the thread is already
+    /// panicking); problems it returns fail the test with a panic, after the server stopped.
+    pub fn check_on_drop(&self, check: impl FnOnce(&FakeCluster) -> Vec<String> + Send + 'static) {
+        lock(&self.drop_checks).push(Box::new(check));
+    }
+
+    /// Forgets the checks registered with [`FakeCluster::check_on_drop`] (a test that
+    /// leaves objects behind on purpose, e.g. after SIGKILL).
+    pub fn skip_drop_checks(&self) {
+        lock(&self.drop_checks).clear();
+    }
+}
+
 impl Drop for FakeCluster {
     fn drop(&mut self) {
+        let checks = std::mem::take(&mut *lock(&self.drop_checks));
+        let problems: Vec<String> = if std::thread::panicking() {
+            Vec::new()
+        } else {
+            checks.into_iter().flat_map(|check| check(self)).collect()
+        };
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        assert!(
+            problems.is_empty(),
+            "fake cluster {}: {}",
+            self.url,
+            problems.join("; ")
+        );
     }
 }
 
@@ -698,6 +762,13 @@ impl std::fmt::Debug for FakeCluster {
             .field("kubeconfig", &self.kubeconfig)
             .finish()
     }
+}
+
+pub(crate) fn record_write(shared: &Shared, method: &str, object: &Value) {
+    lock(&shared.writes).push(ApiWrite {
+        method: method.to_owned(),
+        object: object.clone(),
+    });
 }
 
 pub(crate) fn record(shared: &Shared, rec: RequestRecord) {

@@ -681,7 +681,12 @@ fn route(
                 };
                 let r = lock(&shared.store).create(t, &ns, obj, dry_run);
                 match r {
-                    Ok(o) => json_response(201, &o),
+                    Ok(o) => {
+                        if !dry_run {
+                            crate::record_write(shared, "POST", &o);
+                        }
+                        json_response(201, &o)
+                    }
                     Err(e) => error_response(&e),
                 }
             }
@@ -794,7 +799,12 @@ fn route(
                         lock(&shared.store).patch(t, &ns, &name, ct, &body, sub, dry_run)
                     };
                     match r {
-                        Ok(o) => json_response(200, &o),
+                        Ok(o) => {
+                            if !dry_run {
+                                crate::record_write(shared, method.as_str(), &o);
+                            }
+                            json_response(200, &o)
+                        }
                         Err(e) => error_response(&e),
                     }
                 }

@@ -922,6 +922,35 @@ impl Store {
         }
     }
 
+    /// Moves an object's `creationTimestamp` `age` into the past (test setup: an object
+    /// left behind long ago); false when there is no such object.
+    pub fn set_age(
+        &mut self,
+        api_version: &str,
+        kind: &str,
+        ns: &str,
+        name: &str,
+        age: std::time::Duration,
+    ) -> bool {
+        let Some(t) = self.find_kind(api_version, kind) else {
+            return false;
+        };
+        let Some(obj) = self.get(t, ns, name) else {
+            return false;
+        };
+        let Ok(age) = jiff::SignedDuration::try_from(age) else {
+            return false;
+        };
+        let created = jiff::Timestamp::now() - age;
+        let mut aged = (*obj).clone();
+        meta_mut(&mut aged).insert(
+            "creationTimestamp".into(),
+            Value::String(created.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+        );
+        self.commit(t, EventType::Modified, aged, Some(obj));
+        true
+    }
+
     /// Create-or-replace from a test or a manifest: ensures the namespace exists.
     pub fn apply(&mut self, obj: Value) -> Result<Arc<Value>, String> {
         let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");

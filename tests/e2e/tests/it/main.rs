@@ -7,6 +7,7 @@ mod endpoint;
 mod fixtures;
 mod fixtures_pg;
 mod harness;
+mod hygiene;
 mod krew;
 mod rbac;
 mod restore;
