@@ -338,8 +338,16 @@ impl ClientPod {
         };
         // Pod first: the Secret needs its uid for the ownerReference. The kubelet retries
         // the container until the referenced Secret exists.
+        let mut object = plan.pod();
+        if let Some(owner) = ProcessId::current() {
+            object
+                .metadata
+                .annotations
+                .get_or_insert_default()
+                .insert(OWNER_ANNOTATION.to_owned(), owner.to_string());
+        }
         let pod = pods
-            .create(&PostParams::default(), &plan.pod())
+            .create(&PostParams::default(), &object)
             .await
             .map_err(|e| {
                 KubeError::api(
@@ -585,10 +593,79 @@ async fn pump_output(
     tokio::join!(out, err);
 }
 
+/// Annotation naming the process that created a client or relay pod.
+pub const OWNER_ANNOTATION: &str = "kubectl-astro.io/owner";
+
+/// A process on a machine: `<host>/<pid>/<start time in clock ticks since boot>`. The
+/// start time tells a pid reused by another process from the one that made the pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessId {
+    /// Host name.
+    pub host: String,
+    /// Process id.
+    pub pid: u32,
+    /// Field 22 of `/proc/<pid>/stat`.
+    pub start: u64,
+}
+
+impl std::fmt::Display for ProcessId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.host, self.pid, self.start)
+    }
+}
+
+impl ProcessId {
+    /// Parses [`Display`](std::fmt::Display)'s form.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.rsplitn(3, '/');
+        let start = parts.next()?.parse().ok()?;
+        let pid = parts.next()?.parse().ok()?;
+        let host = parts.next().filter(|h| !h.is_empty())?.to_owned();
+        Some(ProcessId { host, pid, start })
+    }
+
+    /// This process (`None` where `/proc` does not tell: then only deadlines apply).
+    pub fn current() -> Option<Self> {
+        Self::of(std::process::id())
+    }
+
+    /// Process `pid` on this machine, if it runs.
+    fn of(pid: u32) -> Option<Self> {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        Some(ProcessId {
+            host: host.trim().to_owned(),
+            pid,
+            start: start_time(&stat)?,
+        })
+    }
+
+    /// Whether this process is gone, as far as this machine can tell: it ran here and no
+    /// process with its pid and start time runs now. Another machine's: `false`.
+    pub fn gone_from_here(&self) -> bool {
+        let Some(me) = Self::current() else {
+            return false;
+        };
+        me.host == self.host && Self::of(self.pid).as_ref() != Some(self)
+    }
+}
+
+/// Field 22 (starttime) of a `/proc/<pid>/stat` line; the command name (field 2) may hold
+/// spaces and parentheses, so fields are counted after its last `)`.
+fn start_time(stat: &str) -> Option<u64> {
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
 /// Whether `pod`, one of ours by its labels, was abandoned by a run that was killed
 /// (SIGKILL, a lost machine) at `now`, so that removing it cannot hurt a run still going:
-/// it outlived its `activeDeadlineSeconds` (the kubelet has stopped its container), or
-/// its container ended more than [`FINISHED_GRACE_SECONDS`] ago. Never someone else's pod.
+/// the process that made it ran on this machine and is gone, it outlived its
+/// `activeDeadlineSeconds` (the kubelet has stopped its container), or its container
+/// ended more than [`FINISHED_GRACE_SECONDS`] ago. Never someone else's pod.
 pub fn abandoned(pod: &Pod, now: jiff::Timestamp) -> bool {
     let labels = pod.metadata.labels.as_ref();
     let label = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
@@ -614,7 +691,14 @@ pub fn abandoned(pod: &Pod, now: jiff::Timestamp) -> bool {
         .flatten()
         .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref())
         .any(|t| seconds_since(t.0) > FINISHED_GRACE_SECONDS);
-    expired || finished_long_ago
+    let owner_gone = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(OWNER_ANNOTATION))
+        .and_then(|o| ProcessId::parse(o))
+        .is_some_and(|o| o.gone_from_here());
+    expired || finished_long_ago || owner_gone
 }
 
 /// Deletes the client and relay pods (and their Secrets) that killed runs abandoned in
@@ -885,6 +969,43 @@ mod tests {
             "<redacted>"
         );
         assert_eq!(red.string_data.as_ref().unwrap()["PGHOST"], "db");
+    }
+
+    #[test]
+    fn owner_processes_are_told_apart() {
+        let me = ProcessId::current().expect("/proc on Linux");
+        assert_eq!(ProcessId::parse(&me.to_string()), Some(me.clone()));
+        assert!(!me.gone_from_here(), "this process runs");
+        let reused = ProcessId {
+            start: me.start + 1,
+            ..me.clone()
+        };
+        assert!(reused.gone_from_here(), "same pid, another start time");
+        let elsewhere = ProcessId {
+            host: "other-laptop".into(),
+            pid: 1,
+            start: 1,
+        };
+        assert!(
+            !elsewhere.gone_from_here(),
+            "another machine's run: deadlines only"
+        );
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let alive = ProcessId::of(pid);
+        child.wait().unwrap();
+        if let Some(dead) = alive {
+            assert!(dead.gone_from_here(), "a finished process");
+        }
+        assert_eq!(
+            start_time("1 (a) b) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 424242 x"),
+            Some(424242)
+        );
+        assert_eq!(ProcessId::parse("host/12"), None);
+        assert_eq!(
+            ProcessId::parse("a/b/12/34").map(|p| p.host),
+            Some("a/b".into())
+        );
     }
 
     #[test]
