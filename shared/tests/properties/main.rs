@@ -19,42 +19,15 @@ const SPECIAL: &[char] = &[
     ';', '*', '-', '+', '.', '0', '$', '\0', 'é', '\u{200b}',
 ];
 
-/// `base` with up to `max_edits` random edits: a character inserted, deleted or replaced
-/// (by one of [`SPECIAL`] or any character), so inputs stay close to the real shapes.
+/// `base` with up to `max_edits` random edits, replacements mostly from [`SPECIAL`].
 pub fn mutated(
     base: impl Strategy<Value = String>,
     max_edits: usize,
 ) -> impl Strategy<Value = String> {
-    let edit = (
-        any::<prop::sample::Index>(),
-        0u8..3,
-        prop_oneof![3 => prop::sample::select(SPECIAL), 1 => any::<char>()],
-    );
-    (base, prop::collection::vec(edit, 0..=max_edits)).prop_map(|(base, edits)| {
-        let mut chars: Vec<char> = base.chars().collect();
-        for (at, op, c) in edits {
-            let i = at.index(chars.len() + 1);
-            match op {
-                0 => chars.insert(i, c),
-                1 if i < chars.len() => {
-                    chars.remove(i);
-                }
-                _ if i < chars.len() => chars[i] = c,
-                _ => chars.push(c),
-            }
-        }
-        chars.into_iter().collect()
-    })
+    fuzz_harness::strategies::mutated(base, SPECIAL, max_edits)
 }
 
-/// Any text: arbitrary Unicode (controls included), or arbitrary bytes made UTF-8.
-pub fn any_text(max: usize) -> impl Strategy<Value = String> {
-    prop_oneof![
-        prop::collection::vec(any::<char>(), 0..max).prop_map(|c| c.into_iter().collect()),
-        prop::collection::vec(any::<u8>(), 0..max)
-            .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
-    ]
-}
+pub use fuzz_harness::strategies::any_text;
 
 /// A DNS name, IPv4 or IPv6 address as the platform's connection strings name hosts.
 pub fn host() -> impl Strategy<Value = String> {

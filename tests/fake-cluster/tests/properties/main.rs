@@ -13,41 +13,20 @@ use std::time::Duration;
 use fake_cluster::parse::{FieldSelector, LabelSelector, apply_patch};
 use fake_cluster::{FakeCluster, Options};
 use fuzz_harness::check;
+use fuzz_harness::strategies::{self, any_text};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
 const TARGET: &str = "fake cluster";
 
-/// Arbitrary text, controls and non-ASCII included.
-fn any_text(max: usize) -> impl Strategy<Value = String> {
-    prop::collection::vec(any::<char>(), 0..max).prop_map(|c| c.into_iter().collect())
-}
+/// Characters of selector and query syntax.
+const SPECIAL: &[char] = &[
+    '=', '!', ',', '(', ')', ' ', '.', '/', '%', '&', '?', '\0', 'é',
+];
 
 /// `base` with a few characters inserted, deleted or replaced by selector syntax.
 fn mutated(base: impl Strategy<Value = String>) -> impl Strategy<Value = String> {
-    let special = prop::sample::select(vec![
-        '=', '!', ',', '(', ')', ' ', '.', '/', '%', '&', '?', '\0', 'é',
-    ]);
-    let edit = (
-        any::<prop::sample::Index>(),
-        0u8..3,
-        prop_oneof![3 => special, 1 => any::<char>()],
-    );
-    (base, prop::collection::vec(edit, 0..4)).prop_map(|(base, edits)| {
-        let mut chars: Vec<char> = base.chars().collect();
-        for (at, op, c) in edits {
-            let i = at.index(chars.len() + 1);
-            match op {
-                0 => chars.insert(i, c),
-                1 if i < chars.len() => {
-                    chars.remove(i);
-                }
-                _ if i < chars.len() => chars[i] = c,
-                _ => chars.push(c),
-            }
-        }
-        chars.into_iter().collect()
-    })
+    strategies::mutated(base, SPECIAL, 4)
 }
 
 // ---- label selectors ------------------------------------------------------------------
