@@ -1038,7 +1038,7 @@ mod tests {
                 },
             ),
             (
-                "postgres://u:p?w:Sup3rSecret@h/db?schema=x",
+                "postgres://u:?Sup3rSecret@h/db?schema=x",
                 E::UnknownParameter { name: None },
             ),
             (
