@@ -114,6 +114,9 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
+/// [`COMPONENT`], and the colons of an IPv6 address inside `[…]`.
+const IPV6_HOST: &AsciiSet = &COMPONENT.remove(b':');
+
 /// libpq's `sslmode` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -246,10 +249,11 @@ pub enum ConnectionError {
     #[error("the IPv6 host is malformed (expected [ADDRESS] or [ADDRESS]:PORT)")]
     BadIpv6,
     /// A port that is not a number in 1..=65535.
-    #[error("port {port:?} is not a number between 1 and 65535")]
+    #[error("{} is not a number between 1 and 65535", shown("port", port))]
     BadPort {
-        /// The port text as found.
-        port: String,
+        /// The port text as found when it is all digits; `None` otherwise, since text in
+        /// the port place is often a password whose `@` is missing.
+        port: Option<String>,
     },
     /// A `%` not followed by two hex digits.
     #[error(
@@ -272,10 +276,14 @@ pub enum ConnectionError {
         part: UriPart,
     },
     /// A query item without `=`.
-    #[error("query parameter {name:?} has no value (expected name=value)")]
+    #[error(
+        "{} has no value (expected name=value)",
+        shown("query parameter", name)
+    )]
     BadQuery {
-        /// The item as found.
-        name: String,
+        /// The item when it is a parameter name we know; `None` otherwise, since an item
+        /// without `=` may be a password that lost its `password=`.
+        name: Option<String>,
     },
     /// `sslmode` with a value libpq does not know.
     #[error(
@@ -287,12 +295,22 @@ pub enum ConnectionError {
     },
     /// A query parameter neither libpq nor Prisma knows; psql would reject it.
     #[error(
-        "unknown query parameter {name:?}: psql would fail with \"invalid URI query parameter\""
+        "unknown {}: psql would fail with \"invalid URI query parameter\"",
+        shown("query parameter", name)
     )]
     UnknownParameter {
-        /// The parameter name.
-        name: String,
+        /// The parameter name when it looks like one (`[a-z0-9_]`, at most 40); `None`
+        /// otherwise, since a raw `?` or `&` in a password puts password text there.
+        name: Option<String>,
     },
+}
+
+/// `what "value"` when the value may be shown, else `the what`.
+fn shown(what: &str, value: &Option<String>) -> String {
+    match value {
+        Some(v) => format!("{what} {v:?}"),
+        None => format!("the {what}"),
+    }
 }
 
 fn scheme_hint(scheme: &str) -> &'static str {
@@ -445,12 +463,16 @@ impl PgConnection {
     fn apply_query(&mut self, query: &str) -> Result<(), ConnectionError> {
         for item in query.split('&').filter(|s| !s.is_empty()) {
             let Some((raw_name, raw_value)) = item.split_once('=') else {
+                let known = |n: &str| {
+                    [
+                        "schema", "sslmode", "user", "password", "dbname", "port", "host",
+                    ]
+                    .contains(&n)
+                        || LIBPQ_PARAMS.contains(&n)
+                        || PRISMA_ONLY_PARAMS.contains(&n)
+                };
                 return Err(ConnectionError::BadQuery {
-                    name: decode(item, UriPart::Query)
-                        .unwrap_or_else(|_| item.to_owned())
-                        .chars()
-                        .take(40)
-                        .collect(),
+                    name: decode(item, UriPart::Query).ok().filter(|n| known(n)),
                 });
             };
             let name = decode(raw_name, UriPart::Query)?;
@@ -459,9 +481,10 @@ impl PgConnection {
             match name.as_str() {
                 "schema" => self.search_path = Some(value),
                 "sslmode" => self.sslmode = Some(value.parse()?),
-                "user" => self.user = Some(value),
+                // Empty means libpq's default, as an empty user or path in the URI does.
+                "user" => self.user = Some(value).filter(|v| !v.is_empty()),
                 "password" => self.password = Some(value),
-                "dbname" => self.database = Some(value),
+                "dbname" => self.database = Some(value).filter(|v| !v.is_empty()),
                 "port" => self.port = parse_port(&value)?,
                 "host" => {
                     if value.contains(',') {
@@ -478,8 +501,12 @@ impl PgConnection {
                     self.params.push((name, value));
                 }
                 _ => {
+                    let plain = name.len() <= 40
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
                     return Err(ConnectionError::UnknownParameter {
-                        name: name.chars().take(40).collect(),
+                        name: plain.then_some(name),
                     });
                 }
             }
@@ -569,8 +596,9 @@ impl PgConnection {
             uri.push('@');
         }
         if self.host.contains(':') {
+            // An IPv6 address keeps its colons; a zone (`fe80::1%eth0`) needs its `%` encoded.
             uri.push('[');
-            uri.push_str(&self.host);
+            uri.push_str(&utf8_percent_encode(&self.host, IPV6_HOST).to_string());
             uri.push(']');
         } else {
             uri.push_str(&encode(&self.host));
@@ -756,7 +784,8 @@ fn parse_port(port: &str) -> Result<u16, ConnectionError> {
     match port.parse::<u16>() {
         Ok(p) if p > 0 && port.bytes().all(|b| b.is_ascii_digit()) => Ok(p),
         _ => Err(ConnectionError::BadPort {
-            port: port.chars().take(20).collect(),
+            port: (port.len() <= 20 && port.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| port.to_owned()),
         }),
     }
 }
@@ -908,6 +937,19 @@ mod tests {
     }
 
     #[test]
+    fn printed_uris_parse_back() {
+        // Found by shared/tests/properties: an IPv6 zone lost its `%25`, and an empty
+        // `user=`/`dbname=` printed as a URI that parsed without them.
+        let c = PgConnection::parse("postgres://[fe80::1%25eth0]:5433/db").unwrap();
+        assert_eq!(c.host(), "fe80::1%eth0");
+        assert_eq!(c.to_uri(), "postgresql://[fe80::1%25eth0]:5433/db");
+        assert_eq!(PgConnection::parse(&c.to_uri()).unwrap(), c);
+        let c = PgConnection::parse("postgres://h?user=&dbname=").unwrap();
+        assert_eq!((c.user(), c.database()), (None, None));
+        assert_eq!(PgConnection::parse(&c.to_uri()).unwrap(), c);
+    }
+
+    #[test]
     fn query_overrides_and_odd_but_valid_forms() {
         let c = PgConnection::parse("postgresql://h/db?user=a&password=b%40c&port=6000").unwrap();
         assert_eq!(c.user(), Some("a"));
@@ -946,17 +988,17 @@ mod tests {
             ("postgres://h1:5432,h2:5432/db", E::MultipleHosts),
             ("postgres://[::1/db", E::BadIpv6),
             ("postgres://::1:5432/db", E::BadIpv6),
+            ("postgres://h:port/db", E::BadPort { port: None }),
             (
-                "postgres://h:port/db",
+                "postgres://h:0/db",
                 E::BadPort {
-                    port: "port".into(),
+                    port: Some("0".into()),
                 },
             ),
-            ("postgres://h:0/db", E::BadPort { port: "0".into() }),
             (
                 "postgres://h:70000/db",
                 E::BadPort {
-                    port: "70000".into(),
+                    port: Some("70000".into()),
                 },
             ),
             (
@@ -992,15 +1034,20 @@ mod tests {
             (
                 "postgres://h/db?frobnicate=1",
                 E::UnknownParameter {
-                    name: "frobnicate".into(),
+                    name: Some("frobnicate".into()),
                 },
+            ),
+            (
+                "postgres://u:?Sup3rSecret@h/db?schema=x",
+                E::UnknownParameter { name: None },
             ),
             (
                 "postgres://h/db?schema",
                 E::BadQuery {
-                    name: "schema".into(),
+                    name: Some("schema".into()),
                 },
             ),
+            ("postgres://h/db?Sup3rSecret", E::BadQuery { name: None }),
         ];
         for (input, expected) in cases {
             assert_eq!(
@@ -1017,6 +1064,8 @@ mod tests {
             "mysql://u:Sup3rSecretPw@h/db",
             "postgres://u:Sup3rSecretPw%zz@h/db",
             "postgres://u:Sup3rSecretPw@h:x/db",
+            "postgres://u:Sup3rSecretPw/db",
+            "postgres://h/db?Sup3rSecretPw",
             "postgres://h/db?password=Sup3rSecretPw&sslmode=Sup3rSecretPw",
         ] {
             let err = PgConnection::parse(input).unwrap_err();

@@ -103,6 +103,11 @@ fn tokens(line: &str, start: usize) -> Vec<Token> {
                 i += 1;
             }
             i = (i + 1).min(bytes.len());
+            // Junk after the closing quote (invalid for pgbouncer) stays part of this
+            // value, so a rewrite replaces it with the value instead of leaving it behind.
+            while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
+                i += 1;
+            }
         } else {
             while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
                 i += 1;
@@ -208,22 +213,32 @@ pub fn rewrite_databases_endpoint(ini: &str, host: &str, port: u16) -> Rewrite {
             continue;
         };
         let toks = tokens(body, start);
-        let find = |key: &str| toks.iter().find(|t| &body[t.key.clone()] == key);
-        let Some(host_token) = find("host") else {
+        let with_key = |key: &'static str| {
+            toks.iter()
+                .filter(move |t| &body[t.key.clone()] == key)
+                .map(|t| t.value.clone())
+        };
+        if with_key("host").next().is_none() {
             missing_host.push(name.to_owned());
             text.push_str(body);
             text.push_str(ending);
             continue;
-        };
-        let port_token = find("port");
-        if port_token.is_none() {
+        }
+        if with_key("port").next().is_none() {
             missing_port.push(name.to_owned());
         }
-        // Splice replacements in from the end so earlier ranges stay valid.
-        let mut edits: Vec<(Range<usize>, &str)> = vec![(host_token.value.clone(), &new_host)];
-        if let Some(port_token) = port_token {
-            edits.push((port_token.value.clone(), &new_port));
-        }
+        // Every `host=`/`port=` token (pgbouncer reads the last of each), and only those
+        // not already at the endpoint, however quoted. Spliced from the end so earlier
+        // ranges stay valid.
+        let mut edits: Vec<(Range<usize>, &str)> = with_key("host")
+            .filter(|v| unquote(&body[v.clone()]) != host)
+            .map(|v| (v, new_host.as_str()))
+            .chain(
+                with_key("port")
+                    .filter(|v| unquote(&body[v.clone()]) != new_port)
+                    .map(|v| (v, new_port.as_str())),
+            )
+            .collect();
         edits.sort_by_key(|(range, _)| std::cmp::Reverse(range.start));
         let mut line = body.to_owned();
         for (range, value) in edits {
@@ -358,6 +373,23 @@ log_connections = 0
         assert_eq!(entries[1].host, None);
         let r = rewrite_databases_endpoint(ini, "h2", 1);
         assert!(r.text.contains("a = host=h2 port=1 dbname=x"));
+    }
+
+    #[test]
+    fn every_host_and_port_token_moves_and_equal_ones_stay() {
+        // Found by shared/tests/properties: pgbouncer reads the last `host=`, the rewrite
+        // moved only the first; a quoted host already at the endpoint was rewritten; junk
+        // after a closing quote was left behind.
+        let ini = "[databases]\na = host=old port=5432 host=old2 port=5432\nb = host='new' port=6432\nc = host='x y''z port=1\n";
+        let r = rewrite_databases_endpoint(ini, "new", 6432);
+        assert_eq!(
+            r.text,
+            "[databases]\na = host=new port=6432 host=new port=6432\nb = host='new' port=6432\nc = host=new port=6432\n"
+        );
+        assert_eq!(r.changed_lines, vec![2, 4]);
+        for entry in database_entries(&r.text) {
+            assert_eq!(entry.host.as_deref(), Some("new"), "{}", entry.name);
+        }
     }
 
     #[test]

@@ -68,23 +68,25 @@ pub fn target_from(
     current_port: Option<u16>,
 ) -> Result<Target, EndpointError> {
     let mut target = Target::default();
+    let not_a_host = |flag: &str, host: &str| {
+        EndpointError::Target(format!("{flag} {host:?} is not a host name or IP address"))
+    };
     if let Some(host) = &args.db_host {
-        if host.is_empty() || host.contains(['/', '@', ' ', '?']) {
-            return Err(EndpointError::Target(format!(
-                "--db-host {host:?} is not a host name or IP address"
-            )));
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if !Endpoint::is_valid_host(bare) {
+            return Err(not_a_host("--db-host", host));
         }
         target.endpoint = Some(Endpoint {
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned(),
+            host: bare.to_owned(),
             port: args.db_port.or(current_port).unwrap_or(5432),
         });
     }
     if let Some(uri) = &args.db_connection {
         let parsed = crate::connection::PgConnection::parse(uri)
             .map_err(|e| EndpointError::Target(format!("--db-connection: {e}")))?;
+        if !Endpoint::is_valid_host(parsed.host()) {
+            return Err(not_a_host("--db-connection host", parsed.host()));
+        }
         target.endpoint = Some(Endpoint {
             host: parsed.host().to_owned(),
             port: uri_endpoint(uri).map_or(parsed.port(), |e| e.port),
@@ -105,4 +107,41 @@ pub fn target_from(
         return Err(EndpointError::Target("no new endpoint given".into()));
     }
     Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_that_cannot_be_written_are_refused() {
+        // A decoded `%0A` would start a new line in pgbouncer.ini.
+        for (db_host, db_connection) in [
+            (Some("db\nhost"), None),
+            (Some("db,other"), None),
+            (None, Some("postgres://u:p@evil%0Ahost/db")),
+        ] {
+            let request = EndpointRequest {
+                db_host: db_host.map(str::to_owned),
+                db_connection: db_connection.map(str::to_owned),
+                ..EndpointRequest::default()
+            };
+            assert!(
+                matches!(target_from(&request, None), Err(EndpointError::Target(_))),
+                "{request:?}"
+            );
+        }
+        let request = EndpointRequest {
+            db_host: Some("[2001:db8::1]".into()),
+            ..EndpointRequest::default()
+        };
+        let target = target_from(&request, Some(6432)).unwrap();
+        assert_eq!(
+            target.endpoint,
+            Some(Endpoint {
+                host: "2001:db8::1".into(),
+                port: 6432
+            })
+        );
+    }
 }

@@ -14,6 +14,18 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// Whether `host` can be written everywhere a move writes it (URIs, `pgbouncer.ini`
+    /// tokens, environment): a DNS name, an IPv4 address or an IPv6 address without
+    /// brackets. Whitespace, controls and delimiters (`/@?#,'`…) would end a token or a
+    /// line of `pgbouncer.ini`, or move the host within a URI.
+    pub fn is_valid_host(host: &str) -> bool {
+        !host.is_empty()
+            && host.len() <= 253
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b))
+    }
+
     /// Whether `host` names this endpoint's host (DNS names are case-insensitive).
     pub fn same_host(&self, host: &str) -> bool {
         self.host.eq_ignore_ascii_case(host)
@@ -49,9 +61,25 @@ struct UriParts {
 
 fn split_uri(uri: &str) -> Option<UriParts> {
     let start = uri.find("://")? + 3;
-    let end = uri[start..]
-        .find(['/', '?', '#'])
-        .map_or(uri.len(), |i| start + i);
+    // Where the connection parser sees the authority (connection.rs): up to the first `?`,
+    // the last `@` ends the user part (a raw `@`, `/` or `#` in a password is tolerated),
+    // then the first `/` outside IPv6 brackets ends the host.
+    let before_query = uri[start..].find('?').map_or(uri.len(), |i| start + i);
+    let host_start = uri[start..before_query]
+        .rfind('@')
+        .map_or(start, |at| start + at + 1);
+    let mut in_brackets = false;
+    let end = uri[host_start..before_query]
+        .char_indices()
+        .find(|&(_, c)| {
+            match c {
+                '[' => in_brackets = true,
+                ']' => in_brackets = false,
+                _ => {}
+            }
+            c == '/' && !in_brackets
+        })
+        .map_or(before_query, |(i, _)| host_start + i);
     let authority = &uri[start..end];
     let (userinfo, hp_start) = match authority.rfind('@') {
         Some(at) => (Some(start..start + at), start + at + 1),
@@ -194,6 +222,37 @@ mod tests {
         );
         assert!(uri_endpoint("k3Zq9").is_none());
         assert_eq!(uri_userinfo(HOUSTON), Some("astro_admin:Sup3r%21Secret"));
+    }
+
+    #[test]
+    fn finds_the_host_where_the_connection_parser_does() {
+        // Found by shared/tests/properties: a raw `#` or `/` in a password moved the host
+        // the rewriter saw, so it rewrote part of the password and left the host.
+        for uri in [
+            "postgres://u:p#w@old.example/db",
+            "postgres://u:p/w@old.example:5432/db?sslmode=require",
+        ] {
+            let out = rewrite_uri(uri, &dr(), None).unwrap();
+            let parsed = crate::connection::PgConnection::parse(&out).unwrap();
+            assert_eq!(
+                (parsed.host(), parsed.port()),
+                (dr().host.as_str(), 5433),
+                "{out}"
+            );
+            assert_eq!(uri_userinfo(&out), uri_userinfo(uri));
+        }
+    }
+
+    #[test]
+    fn valid_hosts() {
+        for h in ["db.example.com", "10.0.0.5", "2001:db8::1", "pg_1"] {
+            assert!(Endpoint::is_valid_host(h), "{h}");
+        }
+        for h in [
+            "", "a b", "a\nb", "a/b", "a@b", "a?b", "a#b", "a,b", "a'b", "[::1]",
+        ] {
+            assert!(!Endpoint::is_valid_host(h), "{h:?}");
+        }
     }
 
     #[test]

@@ -106,16 +106,14 @@ pub enum ConfigError {
 
 fn host(key: &'static str, value: &str) -> Result<String, ConfigError> {
     // Same rule as `restore endpoint --db-host`.
-    if value.is_empty() || value.contains(['/', '@', ' ', '?']) {
+    let bare = value.trim_start_matches('[').trim_end_matches(']');
+    if !Endpoint::is_valid_host(bare) {
         return Err(ConfigError::Invalid {
             key,
             reason: format!("{value:?} is not a host name or IP address"),
         });
     }
-    Ok(value
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned())
+    Ok(bare.to_owned())
 }
 
 fn port(key: &'static str, value: Option<&String>) -> Result<Option<u16>, ConfigError> {

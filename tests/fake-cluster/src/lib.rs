@@ -26,6 +26,14 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use auth::{ADMIN_TOKEN, ADMIN_USER, TokenUser};
+/// The request parsers (selectors, patch bodies), public for the property tests
+/// (`tests/properties.rs`); the server is the only other user.
+#[doc(hidden)]
+pub mod parse {
+    pub use crate::patch::apply as apply_patch;
+    pub use crate::selector::{FieldSelector, LabelSelector};
+}
+
 pub use store::NamespaceTermination;
 pub use velero_plugins::reset_metadata;
 pub use velero_sim::{VeleroKind, VeleroOutcome};

@@ -3,27 +3,30 @@
 
 use serde_json::{Map, Value};
 
-/// Lists that strategic merge patch merges by their `name` field.
-const MERGE_BY_NAME: &[&str] = &[
-    "containers",
-    "initContainers",
-    "ephemeralContainers",
-    "env",
-    "volumes",
-    "volumeMounts",
-    "ports",
-    "imagePullSecrets",
+/// Lists that strategic merge patch merges by a key, with the key (Kubernetes'
+/// `patchMergeKey`; `ports` is `containerPort` in a container and `port` in a Service).
+const MERGE_KEYS: &[(&str, &[&str])] = &[
+    ("containers", &["name"]),
+    ("initContainers", &["name"]),
+    ("ephemeralContainers", &["name"]),
+    ("env", &["name"]),
+    ("volumes", &["name"]),
+    ("volumeMounts", &["mountPath"]),
+    ("ports", &["containerPort", "port"]),
+    ("imagePullSecrets", &["name"]),
 ];
 
 /// Applies a patch body of the given content type to `target`.
-pub(crate) fn apply(content_type: &str, target: &Value, body: &[u8]) -> Result<Value, String> {
+pub fn apply(content_type: &str, target: &Value, body: &[u8]) -> Result<Value, String> {
     let ct = content_type.split(';').next().unwrap_or("").trim();
     match ct {
         "application/json-patch+json" => {
             let patch: json_patch::Patch =
                 serde_json::from_slice(body).map_err(|e| format!("invalid JSON patch: {e}"))?;
+            // On a copy that is dropped on error, so no undo: json-patch 4.2's undo panics
+            // on some failed `move`s (e.g. moving /spec into itself after another op).
             let mut doc = target.clone();
-            json_patch::patch(&mut doc, &patch).map_err(|e| e.to_string())?;
+            json_patch::patch_unsafe(&mut doc, &patch).map_err(|e| e.to_string())?;
             Ok(doc)
         }
         "application/merge-patch+json" => {
@@ -72,26 +75,48 @@ fn strategic(target: &Value, patch: &Value, key: Option<&str>) -> Value {
             }
             Value::Object(out)
         }
-        (Value::Array(t), Value::Array(p)) if key.is_some_and(|k| MERGE_BY_NAME.contains(&k)) => {
+        (Value::Array(t), Value::Array(p)) if merge_keys(key).is_some() => {
+            let keys = merge_keys(key).unwrap_or_default();
+            let key_of = |v: &Value| {
+                keys.iter().find_map(|k| {
+                    v.get(k)
+                        .filter(|id| !id.is_null())
+                        .map(|id| (*k, id.clone()))
+                })
+            };
             let mut out = t.clone();
             for item in p {
-                let name = item.get("name").and_then(Value::as_str);
-                let pos = name.and_then(|n| {
-                    out.iter()
-                        .position(|o| o.get("name").and_then(Value::as_str) == Some(n))
-                });
+                let id = key_of(item);
+                let pos = id
+                    .as_ref()
+                    .and_then(|id| out.iter().position(|o| key_of(o).as_ref() == Some(id)));
                 match pos {
                     Some(i) => {
                         let merged = strategic(&out[i], item, None);
                         out[i] = merged;
                     }
-                    None => out.push(strip_nulls(item)),
+                    // An item without its merge key is added once: applying the same
+                    // patch again must not add it again (patches are retried).
+                    None => {
+                        let item = strip_nulls(item);
+                        if id.is_some() || !out.contains(&item) {
+                            out.push(item);
+                        }
+                    }
                 }
             }
             Value::Array(out)
         }
         (_, p) => strip_nulls(p),
     }
+}
+
+/// The merge keys of the list under `key`, if strategic merge patch merges it.
+fn merge_keys(key: Option<&str>) -> Option<&'static [&'static str]> {
+    MERGE_KEYS
+        .iter()
+        .find(|(list, _)| Some(*list) == key)
+        .map(|(_, keys)| *keys)
 }
 
 fn strip_nulls(v: &Value) -> Value {
@@ -102,6 +127,9 @@ fn strip_nulls(v: &Value) -> Value {
                 .map(|(k, v)| (k.clone(), strip_nulls(v)))
                 .collect(),
         ),
+        // Items of a new list lose their nulls too, or a re-applied patch would not
+        // find them again (`{"name": null}` vs `{}`).
+        Value::Array(items) => Value::Array(items.iter().map(strip_nulls).collect()),
         other => other.clone(),
     }
 }
@@ -110,6 +138,8 @@ fn strip_nulls(v: &Value) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    const STRATEGIC: &str = "application/strategic-merge-patch+json";
 
     #[test]
     fn strategic_merges_containers_and_env_by_name() {
@@ -133,6 +163,26 @@ mod tests {
                 {"name": "b", "image": "y"}
             ]}}}})
         );
+    }
+
+    #[test]
+    fn strategic_merge_keys_and_items_without_one() {
+        // Found by tests/properties: an item without its merge key was appended again on
+        // every retry of the same patch; volume mounts merge by mountPath, ports by port.
+        let target = json!({"containers": [{"name": "a", "volumeMounts": [{"name": "v", "mountPath": "/x"}],
+            "ports": [{"containerPort": 80, "name": "http"}]}]});
+        let patch = json!({"containers": [{"name": "a", "volumeMounts": [{"name": "v", "mountPath": "/y"}],
+            "ports": [{"containerPort": 80, "protocol": "TCP"}], "env": [{"value": "no name"}]}]});
+        let body = patch.to_string();
+        let once = apply(STRATEGIC, &target, body.as_bytes()).unwrap();
+        assert_eq!(
+            once,
+            json!({"containers": [{"name": "a",
+                "volumeMounts": [{"name": "v", "mountPath": "/x"}, {"name": "v", "mountPath": "/y"}],
+                "ports": [{"containerPort": 80, "name": "http", "protocol": "TCP"}],
+                "env": [{"value": "no name"}]}]})
+        );
+        assert_eq!(apply(STRATEGIC, &once, body.as_bytes()).unwrap(), once);
     }
 
     #[test]
@@ -161,5 +211,9 @@ mod tests {
             .is_err()
         );
         assert!(apply("text/plain", &target, b"{}").is_err());
+        // Found by tests/properties: json-patch's undo panicked on this one.
+        let bad_move =
+            br#"[{"op":"add","path":"/x","value":1},{"op":"move","from":"/a","path":"/a/b"}]"#;
+        assert!(apply("application/json-patch+json", &target, bad_move).is_err());
     }
 }

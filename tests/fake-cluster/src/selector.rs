@@ -15,7 +15,7 @@ enum Req {
 
 /// A parsed label selector; empty matches everything.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct LabelSelector(Vec<Req>);
+pub struct LabelSelector(Vec<Req>);
 
 /// Splits on commas that are not inside parentheses.
 fn split_top(s: &str) -> Vec<&str> {
@@ -42,6 +42,13 @@ fn valid_key(k: &str) -> bool {
         && k.len() <= 317
         && k.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+}
+
+/// `key in (…)` split at the operator; the set may follow it without a space
+/// (`tier in(a,b)`), as the API server's lexer allows.
+fn set_operator<'a>(part: &'a str, op: &str) -> Option<(&'a str, &'a str)> {
+    let (k, rest) = part.split_once(op)?;
+    rest.trim_start().starts_with('(').then_some((k, rest))
 }
 
 fn set_values(rest: &str) -> Option<Vec<String>> {
@@ -73,9 +80,9 @@ impl LabelSelector {
                 Req::Eq(k.trim().into(), v.trim().into())
             } else if let Some((k, v)) = part.split_once('=') {
                 Req::Eq(k.trim().into(), v.trim().into())
-            } else if let Some((k, rest)) = part.split_once(" notin ") {
+            } else if let Some((k, rest)) = set_operator(part, " notin") {
                 Req::NotIn(k.trim().into(), set_values(rest).ok_or_else(bad)?)
-            } else if let Some((k, rest)) = part.split_once(" in ") {
+            } else if let Some((k, rest)) = set_operator(part, " in") {
                 Req::In(k.trim().into(), set_values(rest).ok_or_else(bad)?)
             } else {
                 Req::Exists(part.to_string())
@@ -113,7 +120,7 @@ impl LabelSelector {
 
 /// A parsed field selector (`metadata.name`, `metadata.namespace`, `status.phase`, `spec.*`).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct FieldSelector(Vec<(String, bool, String)>);
+pub struct FieldSelector(Vec<(String, bool, String)>);
 
 impl FieldSelector {
     /// Parses `metadata.name=x,status.phase!=Running`.
@@ -201,6 +208,16 @@ mod tests {
                 "{sel}"
             );
         }
+        assert!(
+            LabelSelector::parse("tier in(airflow,db)")
+                .unwrap()
+                .matches(&o)
+        );
+        assert!(
+            !LabelSelector::parse("tier notin(airflow)")
+                .unwrap()
+                .matches(&o)
+        );
         assert!(LabelSelector::parse("a in x").is_err());
         assert!(LabelSelector::parse("a b=c").is_err());
     }
