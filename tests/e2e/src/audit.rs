@@ -349,6 +349,12 @@ pub fn object_leaks(cluster: &FakeCluster) -> Vec<String> {
 /// `backup create` (Velero reads them at backup time), not a leftover.
 fn resource_policies(cluster: &FakeCluster) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
+    // The tool's own policy is a standing object, made once and shared by every later
+    // backup, even when the run that wrote it was stopped before its Backup existed.
+    for ns in cluster.list("v1", "Namespace", None) {
+        let ns = ns["metadata"]["name"].as_str().unwrap_or("").to_owned();
+        out.insert((ns, astro::backup::plan::POLICY_CONFIGMAP.to_owned()));
+    }
     for kind in ["Backup", "Schedule"] {
         for o in cluster.list("velero.io/v1", kind, None) {
             let ns = o["metadata"]["namespace"].as_str().unwrap_or("").to_owned();
