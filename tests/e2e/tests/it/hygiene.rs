@@ -540,84 +540,94 @@ fn sigkill_leftover_secret_is_garbage_collected_with_its_pod() {
     );
 }
 
-/// SIGKILL leaves a client pod (with Secret) and a relay pod; the next run removes them
-/// once they are abandoned (past their deadline), but not a live run's pod of the same
-/// kind nor someone else's old pod.
+/// SIGKILL leaves a client pod (with Secret); the next run on this machine removes it at
+/// once (the process that made it is gone), but not a live run's pod, a young pod of a
+/// run on another machine (until its deadline passed), nor someone else's old pod.
 #[test]
 fn sigkill_leftover_pods_are_removed_by_the_next_run() {
+    use astro::clientpod::{OWNER_ANNOTATION, ProcessId};
     let cluster = cluster_builder()
         .pods_only_db()
         .without_drop_audit()
         .start();
-    let killed_client = spawn_audited_signal(
+    let killed = spawn_audited_signal(
         &cluster,
         "kubectl-astro-dbconn",
         &["-c", "select pg_sleep(30)"],
         "astro-dbconn",
         "KILL",
     );
-    killed_client.assert_clean();
-    let killed_relay = spawn_audited_signal(
-        &cluster,
-        "kubectl-astro-restore",
-        &["undelete", "celestial-zenith-1234", "--dry-run"],
-        "astro-dbrelay",
-        "KILL",
+    killed.assert_clean();
+    let abandoned = cluster_objects(&cluster, "Pod", "astro-dbconn");
+    assert_eq!(abandoned.len(), 1, "{abandoned:?}");
+    let pod = |name: &str, managed_by: &str, owner: Option<String>| {
+        let mut p = serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "astronomer",
+                "labels": {"component": "astro-dbclient", "app.kubernetes.io/managed-by": managed_by}},
+            "spec": {"containers": [{"name": "c", "image": "x"}]}
+        });
+        if let Some(owner) = owner {
+            p["metadata"]["annotations"] = serde_json::json!({OWNER_ANNOTATION: owner});
+        }
+        cluster.apply(p);
+    };
+    let me = ProcessId::current().expect("/proc");
+    let elsewhere = ProcessId {
+        host: "other-laptop".into(),
+        pid: 1,
+        start: 1,
+    };
+    pod("astro-dbconn-live", "kubectl-astro", Some(me.to_string()));
+    pod(
+        "astro-dbconn-elsewhere",
+        "kubectl-astro",
+        Some(elsewhere.to_string()),
     );
-    killed_relay.assert_clean();
-    let abandoned: Vec<String> = [
-        cluster_objects(&cluster, "Pod", "astro-dbconn"),
-        cluster_objects(&cluster, "Pod", "astro-dbrelay"),
-    ]
-    .concat();
-    assert_eq!(abandoned.len(), 2, "{abandoned:?}");
-    let left = audit::leftovers(&cluster);
-    assert_eq!(left.len(), 3, "two pods and one Secret: {left:?}");
-    // A run still going (its pod is young) and a pod of someone else's, long dead.
-    let young = spawn_audited_signal(
-        &cluster,
-        "kubectl-astro-dbconn",
-        &["-c", "select pg_sleep(30)"],
-        "astro-dbconn",
-        "KILL",
-    );
-    young.assert_clean();
-    let live: Vec<String> = cluster_objects(&cluster, "Pod", "astro-dbconn")
-        .into_iter()
-        .filter(|n| !abandoned.contains(n))
-        .collect();
-    assert_eq!(live.len(), 1, "{live:?}");
-    cluster.apply(serde_json::json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "astro-dbconn-theirs", "namespace": "astronomer",
-            "labels": {"component": "astro-dbclient", "app.kubernetes.io/managed-by": "helm"}},
-        "spec": {"containers": [{"name": "c", "image": "x"}]}
-    }));
+    pod("astro-dbconn-theirs", "helm", None);
     let old = Duration::from_secs(astro::clientpod::MAX_POD_SECONDS as u64 + 600);
-    for name in abandoned
-        .iter()
-        .chain(["astro-dbconn-theirs".to_owned()].iter())
-    {
-        assert!(cluster.set_age("v1", "Pod", Some("astronomer"), name, old));
-    }
-    // The next run, whatever it does with a pod.
-    let next = audited("kubectl-astro-dbconn", &["-c", "select 1"], &cluster);
-    next.assert_clean();
-    assert_succeeded(&next.output);
-    let pods = cluster_objects(&cluster, "Pod", "astro-db");
-    for name in &abandoned {
-        assert!(!pods.contains(name), "{name} still there: {pods:?}");
-    }
+    assert!(cluster.set_age("v1", "Pod", Some("astronomer"), "astro-dbconn-theirs", old));
+    let next_run = || {
+        let next = audited("kubectl-astro-dbconn", &["-c", "select 1"], &cluster);
+        next.assert_clean();
+        assert_succeeded(&next.output);
+        cluster_objects(&cluster, "Pod", "astro-db")
+    };
+    let pods = next_run();
     assert!(
-        pods.contains(&live[0]),
-        "a live run's pod was removed: {pods:?}"
+        !pods.contains(&abandoned[0]),
+        "{} still there: {pods:?}",
+        abandoned[0]
     );
-    assert!(
-        pods.contains(&"astro-dbconn-theirs".to_owned()),
-        "someone else's pod was removed: {pods:?}"
-    );
+    for kept in [
+        "astro-dbconn-live",
+        "astro-dbconn-elsewhere",
+        "astro-dbconn-theirs",
+    ] {
+        assert!(
+            pods.contains(&kept.to_owned()),
+            "{kept} was removed: {pods:?}"
+        );
+    }
     let secrets = cluster_objects(&cluster, "Secret", "astro-dbconn");
-    assert_eq!(secrets, live, "only the live run's Secret is left");
+    assert!(
+        secrets.is_empty(),
+        "the killed run's Secret went with its pod: {secrets:?}"
+    );
+    // The other machine's pod goes once it is past its deadline.
+    assert!(cluster.set_age(
+        "v1",
+        "Pod",
+        Some("astronomer"),
+        "astro-dbconn-elsewhere",
+        old
+    ));
+    let pods = next_run();
+    assert!(
+        !pods.contains(&"astro-dbconn-elsewhere".to_owned()),
+        "{pods:?}"
+    );
+    assert!(pods.contains(&"astro-dbconn-live".to_owned()), "{pods:?}");
 }
 
 /// A DownloadRequest a killed restore left (while choosing a backup by its resource
