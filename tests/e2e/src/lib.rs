@@ -591,8 +591,12 @@ impl Pg {
                 runtime.block_on(async move {
                     let client = pg.connect("postgres").await;
                     client.batch_execute(&statement).await.map_err(|e| {
-                        let in_use =
-                            e.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE);
+                        // FORCE cannot end another role's session (no superuser here): that
+                        // session (a command's relay, just finishing) ends shortly too.
+                        let in_use = e.code()
+                            == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE)
+                            || e.code()
+                                == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE);
                         let detail = e.as_db_error().map(|d| d.message().to_owned());
                         (in_use, format!("{e}: {}", detail.unwrap_or_default()))
                     })
