@@ -834,13 +834,20 @@ impl StopSignals {
         }
     }
 
-    /// Resolves when any of the signals arrives.
+    /// Resolves when any of the signals arrives, or at once when Ctrl-C came before the
+    /// handlers were installed (another part of the command saw it).
     async fn recv(&mut self) {
-        if self.signals.is_empty() {
-            std::future::pending::<()>().await;
+        let signals = async {
+            if self.signals.is_empty() {
+                std::future::pending::<()>().await;
+            }
+            let waits = self.signals.iter_mut().map(|s| Box::pin(s.recv()));
+            futures::future::select_all(waits).await;
+        };
+        tokio::select! {
+            () = signals => {}
+            () = crate::interrupt::ctrl_c() => {}
         }
-        let waits = self.signals.iter_mut().map(|s| Box::pin(s.recv()));
-        futures::future::select_all(waits).await;
     }
 }
 

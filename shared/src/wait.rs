@@ -197,10 +197,7 @@ pub async fn wait_for<K: Waitable>(
 ) -> Result<WaitOutcome<K>, WaitError> {
     let ctrl_c = async {
         let _handled = crate::interrupt::handled_here();
-        // If the handler cannot be installed, never fire rather than stop at once.
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
+        crate::interrupt::ctrl_c().await;
     };
     wait_for_until(api, name, opts, ctrl_c).await
 }

@@ -313,9 +313,34 @@ where
 /// so that an error can say what was done before it ([`changes`]).
 static CHANGES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
-/// What the process changed through the API so far (successful writes, not dry runs).
+/// What the process changed through the API so far (successful writes, not dry runs),
+/// without the temporary objects it created and deleted again.
 pub fn changes() -> Vec<String> {
-    CHANGES.lock().map(|c| c.clone()).unwrap_or_default()
+    net_changes(&CHANGES.lock().map(|c| c.clone()).unwrap_or_default())
+}
+
+/// `writes` ("VERB TARGET", in order) without what left no trace: an object created and
+/// later deleted, with every write to it in between (a client pod, a DownloadRequest).
+fn net_changes(writes: &[String]) -> Vec<String> {
+    let split = |w: &str| -> (String, String) {
+        let (verb, target) = w.split_once(' ').unwrap_or((w, ""));
+        (verb.to_owned(), target.to_owned())
+    };
+    let mut kept: Vec<&String> = Vec::new();
+    for write in writes {
+        let (verb, target) = split(write);
+        let created = kept
+            .iter()
+            .position(|k| split(k) == ("create".to_owned(), target.clone()));
+        match (verb.as_str(), created) {
+            ("delete", Some(at)) => {
+                let since = kept.split_off(at);
+                kept.extend(since.into_iter().filter(|k| split(k).1 != target));
+            }
+            _ => kept.push(write),
+        }
+    }
+    kept.into_iter().cloned().collect()
 }
 
 fn record_change(request: &Parts, body: &[u8]) {
@@ -350,6 +375,8 @@ pub fn describe_change(method: &Method, uri: &hyper::Uri, body: &[u8]) -> Option
         _ => (None, rest),
     };
     let (resource, name) = match rest {
+        // Access and token reviews are answered, never stored: nothing changed.
+        [resource, ..] if resource.ends_with("reviews") => return None,
         [resource] => (
             *resource,
             sent_name(body).unwrap_or_else(|| "(generated name)".into()),
@@ -593,6 +620,44 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn reviews_and_temporary_objects_are_no_change() {
+        let uri = |s: &str| s.parse::<hyper::Uri>().unwrap();
+        assert_eq!(
+            describe_change(
+                &Method::POST,
+                &uri("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"),
+                b"{}"
+            ),
+            None
+        );
+        let writes: Vec<String> = [
+            "patch backupstoragelocations velero/default",
+            "create pods astronomer/relay",
+            "create serverstatusrequests velero/ask",
+            "patch pods astronomer/relay",
+            "delete pods astronomer/relay",
+            "delete secrets astronomer/old",
+            "create restores velero/r1",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            net_changes(&writes),
+            [
+                "patch backupstoragelocations velero/default",
+                "create serverstatusrequests velero/ask",
+                "delete secrets astronomer/old",
+                "create restores velero/r1",
+            ]
+        );
+        // Created again after the delete: that one stays.
+        let again: Vec<String> = ["create pods a/p", "delete pods a/p", "create pods a/p"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(net_changes(&again), ["create pods a/p"]);
     }
 
     #[test]

@@ -99,6 +99,7 @@ async fn interruptible<T>(command: impl Future<Output = T>) -> Option<T> {
     tokio::select! {
         result = &mut command => Some(result),
         Ok(()) = tokio::signal::ctrl_c() => {
+            crate::interrupt::mark_requested();
             // Parts cleaning up (and reporting) after Ctrl-C run on until done; then stop.
             let deadline = tokio::time::Instant::now() + CTRL_C_GRACE;
             while crate::interrupt::handled() && tokio::time::Instant::now() < deadline {

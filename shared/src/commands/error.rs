@@ -568,7 +568,8 @@ mod platform_restore {
     impl Diagnose for PlatformRestoreError {
         fn exit_status(&self) -> ExitStatus {
             match self {
-                PlatformRestoreError::StoppedWaiting { .. } => ExitStatus::Failed,
+                PlatformRestoreError::StoppedWaiting { .. }
+                | PlatformRestoreError::Interrupted { .. } => ExitStatus::Failed,
                 _ => ExitStatus::Refused,
             }
         }
@@ -585,6 +586,7 @@ mod platform_restore {
             PlatformRestoreError::StoppedWaiting { name, namespace } => format!(
                 "check it with `kubectl get restore {name} -n {namespace} -o yaml`; when it is Completed, `kubectl astro restore endpoint` moves the database endpoint"
             ),
+            PlatformRestoreError::Interrupted { .. } => "re-run the command when you are ready".into(),
             PlatformRestoreError::NotConfirmed => "re-run with --yes (see --dry-run for what would happen)".into(),
             PlatformRestoreError::OtherPluginConfig { namespace, names } => format!(
                 "restore platform writes its own, scoped to its restore: remove the other with `kubectl delete configmap {} -n {namespace}` (save it first with `kubectl get configmap -o yaml` if you still need it), then re-run",

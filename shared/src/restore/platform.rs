@@ -48,6 +48,12 @@ pub enum PlatformRestoreError {
         /// Its namespace.
         namespace: String,
     },
+    /// Ctrl-C before the Restore was created.
+    #[error("interrupted (Ctrl-C) while {step}; no Restore was created")]
+    Interrupted {
+        /// What the command was doing.
+        step: String,
+    },
     /// No TTY and no `--yes`.
     #[error("refusing to restore the whole platform without confirmation (no terminal)")]
     NotConfirmed,

@@ -25,9 +25,7 @@ pub enum WatchStop {
 
 async fn ctrl_c() {
     let _handled = crate::interrupt::handled_here();
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
-    }
+    crate::interrupt::ctrl_c().await;
 }
 
 /// Waits until the namespace no longer exists.

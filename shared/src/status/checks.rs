@@ -54,12 +54,15 @@ pub fn check_server(answer: &ServerAnswer, velero_namespace: &str) -> Check {
             ),
         )
         .next(step),
-        ServerAnswer::Error(e) => Check::new(
+        ServerAnswer::Error(_) | ServerAnswer::Interrupted => Check::new(
             "velero.server",
             Section::Velero,
             "server",
             Verdict::Unknown,
-            format!("cannot ask the Velero server: {e}"),
+            format!(
+                "cannot ask the Velero server: {}",
+                answer.problem().unwrap_or_default()
+            ),
         )
         .next(step),
     }

@@ -113,6 +113,9 @@ pub async fn download(
         MANAGED_BY.1.to_owned(),
     )]));
     remove_abandoned_once(&api).await;
+    // From before the create: Ctrl-C while it is in flight, or while fetching, still
+    // deletes the request (the runner waits for this part).
+    let _handled = crate::interrupt::handled_here();
     let created = api
         .create(&PostParams::default(), &request)
         .await
@@ -125,11 +128,9 @@ pub async fn download(
             )
         })?;
     let request_name = created.metadata.name.clone().unwrap_or_default();
-    // Ctrl-C while fetching still deletes the request (the runner waits for this part).
-    let _handled = crate::interrupt::handled_here();
     let result = tokio::select! {
         result = fetch(&api, &request_name, &kind, name, timeout) => result,
-        Ok(()) = tokio::signal::ctrl_c() => Err(DownloadError::Interrupted {
+        () = crate::interrupt::ctrl_c() => Err(DownloadError::Interrupted {
             kind: kind.to_string(),
             name: name.to_owned(),
         }),

@@ -28,6 +28,8 @@ pub enum ServerAnswer {
     },
     /// The request could not even be created (RBAC, CRD missing).
     Error(String),
+    /// Ctrl-C while waiting for the answer (the request was deleted).
+    Interrupted,
 }
 
 impl ServerAnswer {
@@ -54,6 +56,9 @@ impl ServerAnswer {
                 "the Velero server did not answer a ServerStatusRequest within {waited_secs}s"
             )),
             ServerAnswer::Error(e) => Some(e.clone()),
+            ServerAnswer::Interrupted => Some(
+                "interrupted (Ctrl-C) while waiting for the Velero server's answer to a ServerStatusRequest".into(),
+            ),
         }
     }
 }
@@ -67,6 +72,9 @@ pub async fn ask(
     timeout: Duration,
 ) -> ServerAnswer {
     let api: Api<ServerStatusRequest> = Api::namespaced(client.clone(), velero_namespace);
+    // From before the create: Ctrl-C while it is in flight still deletes the request (the
+    // runner waits for this part).
+    let _handled = crate::interrupt::handled_here();
     let mut request = ServerStatusRequest::new("", velero_namespace, ServerStatusRequestSpec {});
     // A fixed name, not generateName, so that the create may be repeated (client::retry).
     request.metadata.name = Some(crate::clientpod::unique_name(prefix.trim_end_matches('-')));
@@ -88,8 +96,9 @@ pub async fn ask(
             .and_then(|s| s.phase.as_ref())
             .is_some_and(|p| *p == ServerStatusRequestStatusPhase::Processed)
     };
-    let answer =
-        match tokio::time::timeout(timeout, await_condition(api.clone(), &name, processed)).await {
+    let answered = tokio::time::timeout(timeout, await_condition(api.clone(), &name, processed));
+    let answer = tokio::select! {
+        answered = answered => match answered {
             Err(_) => ServerAnswer::NoAnswer {
                 waited_secs: timeout.as_secs(),
             },
@@ -106,7 +115,9 @@ pub async fn ask(
                         .collect(),
                 }
             }
-        };
+        },
+        () = crate::interrupt::ctrl_c() => ServerAnswer::Interrupted,
+    };
     // Velero removes processed requests after a minute anyway; tidy up now.
     let _ = api.delete(&name, &DeleteParams::default()).await;
     answer

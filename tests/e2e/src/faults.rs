@@ -947,6 +947,8 @@ struct Verdict {
     leftovers: Vec<String>,
     leaked: Vec<&'static str>,
     unclear: Vec<String>,
+    /// The judged run's exit code and last stderr lines, for a run that did not succeed.
+    failure: Option<String>,
 }
 
 impl Suite {
@@ -997,7 +999,8 @@ impl Suite {
             row.successes += u32::from(v.success);
             if v.must_succeed && !v.success {
                 row.unexpected_failures += 1;
-                row.notes.push(format!("run {i}: did not succeed"));
+                let why = v.failure.as_deref().unwrap_or("no output");
+                row.notes.push(format!("run {i}: did not succeed: {why}"));
             }
             row.data_lost += u32::from(!v.data_lost.is_empty());
             row.leftovers += v.leftovers.len() as u32;
@@ -1136,6 +1139,14 @@ impl Suite {
         let judged_run = if killed { codes.len() - 1 } else { 0 };
         let (stdout, _) = world.output(judged_run as u32);
         verdict.success = world.outcome_ok(codes[judged_run], &stdout, reference, killed);
+        if !verdict.success {
+            let (_, err) = world.output(judged_run as u32);
+            verdict.failure = Some(format!(
+                "exit {:?}: {}",
+                codes[judged_run],
+                last_lines(&err, 3)
+            ));
+        }
         verdict.data_lost.extend(world.data_lost(reference));
         verdict.leftovers = world.leftovers();
         for (n, code) in codes.iter().enumerate() {
@@ -1146,8 +1157,7 @@ impl Suite {
             let status_report = target == Target::Status && *code == reference.code;
             let failed = *code != Some(0) && !killed_here && !status_report;
             if failed && !says_what_was_done(&err) {
-                let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-                let tail = lines[lines.len().saturating_sub(3)..].join(" | ");
+                let tail = last_lines(&err, 3);
                 verdict
                     .unclear
                     .push(format!("run {n} exit {code:?}: {tail}"));
@@ -1155,6 +1165,12 @@ impl Suite {
         }
         verdict
     }
+}
+
+/// The last `n` non-blank lines of `text`, joined by " | ".
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
 }
 
 /// The table, one row per scenario, and the totals.

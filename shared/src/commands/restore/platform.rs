@@ -21,7 +21,7 @@ use crate::restore::platform::{
     restore_name, restore_object,
 };
 use crate::velero::download::{self, DEFAULT_TIMEOUT};
-use crate::velero::server_status;
+use crate::velero::server_status::{self, ServerAnswer};
 use crate::velero::{Backup, BackupStorageLocation, DownloadRequestTargetKind, Restore};
 use crate::velero_plugin::config::{CONFIGMAP_NAME, EndpointConfig};
 use crate::velero_plugin::install;
@@ -197,6 +197,12 @@ async fn endpoint_route(
         install::STATUS_TIMEOUT,
     )
     .await;
+    if answer == ServerAnswer::Interrupted {
+        return Err(PlatformRestoreError::Interrupted {
+            step: "asking the Velero server which plugins it loaded".into(),
+        }
+        .into());
+    }
     if !install::has_db_endpoint(&answer) {
         let why = answer
             .problem()

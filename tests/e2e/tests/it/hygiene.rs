@@ -490,6 +490,71 @@ fn sigint_mid_run_leaves_nothing() {
     }
 }
 
+/// SIGINT while the command waits for the Velero server to answer a ServerStatusRequest
+/// (the server does not run): the request is deleted before the command exits, and
+/// `restore platform` creates no Restore and says so.
+#[test]
+fn sigint_while_asking_the_velero_server_leaves_no_request() {
+    let cluster = cluster_builder().without_pg().start();
+    cluster.velero_set_server_down(true);
+    let backup = fixture_name("astro-nightly-20261124010000");
+    let cases: [(&str, Vec<&str>); 2] = [
+        (
+            "kubectl-astro-restore",
+            vec![
+                "platform",
+                "--from-backup",
+                &backup,
+                "--db-host",
+                "new-db.example.com",
+                "--yes",
+            ],
+        ),
+        ("kubectl-astro-status", vec![]),
+    ];
+    for (binary, args) in cases {
+        let mut cmd = command(bin(binary), &cluster);
+        cmd.args(&args).env("RUST_LOG", "trace");
+        let run = audit::run_audited_with(cmd, &cluster, |pid| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while cluster
+                .list("velero.io/v1", "ServerStatusRequest", Some("velero"))
+                .is_empty()
+            {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{binary} created no ServerStatusRequest"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            audit::signal(pid, "INT");
+        });
+        run.assert_clean();
+        let text = e2e_tests::output_text(&run.output);
+        assert_ne!(run.output.status.code(), Some(0), "{binary}: {text}");
+        let left = audit::leftovers(&cluster);
+        assert!(
+            left.is_empty(),
+            "{binary} left {left:?} after SIGINT: {text}"
+        );
+        if binary == "kubectl-astro-restore" {
+            assert_eq!(run.output.status.code(), Some(1), "{text}");
+            assert!(
+                text.contains("interrupted (Ctrl-C) while asking the Velero server")
+                    && text.contains("no Restore was created")
+                    && text.contains("nothing was changed in the cluster"),
+                "{text}"
+            );
+            assert!(
+                cluster
+                    .list("velero.io/v1", "Restore", Some("velero"))
+                    .is_empty(),
+                "{text}"
+            );
+        }
+    }
+}
+
 fn cluster_objects(cluster: &FakeCluster, kind: &str, prefix: &str) -> Vec<String> {
     cluster
         .list("v1", kind, Some("astronomer"))
