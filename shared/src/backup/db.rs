@@ -44,6 +44,23 @@ fn dump_error(message: String, hint: &str) -> BackupError {
     }
 }
 
+/// The next step after pg_dump failed with `why`: a user that may not read everything
+/// needs another user, not a connection check.
+fn failure_hint(why: &str, otherwise: &str) -> String {
+    let denied = why.lines().find_map(|l| {
+        l.split_once("permission denied for ")
+            .map(|(_, what)| what.trim())
+    });
+    match denied {
+        Some(what) => format!(
+            "the database user may not read {what}: dump as a user that owns or may read \
+             all of it (for --release the platform's admin user from secret \
+             astronomer-bootstrap is used when that secret exists)"
+        ),
+        None => otherwise.to_owned(),
+    }
+}
+
 /// The partial file written while dumping; renamed into place only when complete.
 fn partial_path(out: &Path) -> PathBuf {
     let mut p = out.as_os_str().to_owned();
@@ -147,7 +164,10 @@ pub async fn dump_local(conn: &PgConnection, out: &Path) -> Result<u64, BackupEr
             };
             Err(dump_error(
                 format!("pg_dump of database {database} failed: {why}"),
-                "check the connection with `kubectl astro dbconn --local -c 'select 1'`",
+                &failure_hint(
+                    &why,
+                    "check the connection with `kubectl astro dbconn --local -c 'select 1'`",
+                ),
             ))
         }
     }
@@ -237,16 +257,19 @@ pub async fn dump_in_pod(
             }
             (written, code) => {
                 let _ = tokio::fs::remove_file(partial_path(&out)).await;
+                let why = match written {
+                    Err(e) => e.to_string(),
+                    Ok(_) => err_text.trim().to_owned(),
+                };
                 Err(dump_error(
                     format!(
-                        "pg_dump in pod {namespace}/{name} failed (exit {}): {}",
+                        "pg_dump in pod {namespace}/{name} failed (exit {}): {why}",
                         code.map_or_else(|| "unknown".into(), |c| c.to_string()),
-                        match written {
-                            Err(e) => e.to_string(),
-                            Ok(_) => err_text.trim().to_owned(),
-                        }
                     ),
-                    "check the connection with `kubectl astro dbconn -c 'select 1'`, or try --local",
+                    &failure_hint(
+                        &why,
+                        "check the connection with `kubectl astro dbconn -c 'select 1'`, or try --local",
+                    ),
                 ))
             }
         }
@@ -342,6 +365,21 @@ impl ByteProgress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn permission_denied_points_at_the_user_not_the_connection() {
+        let why = "pg_dump: error: query failed: ERROR:  permission denied for schema celery\n\
+                   pg_dump: detail: Query was: LOCK TABLE celery.celery_taskmeta IN ACCESS SHARE MODE";
+        let hint = failure_hint(why, "check the connection");
+        assert!(
+            hint.starts_with("the database user may not read schema celery:"),
+            "{hint}"
+        );
+        assert_eq!(
+            failure_hint("connection refused", "check the connection"),
+            "check the connection"
+        );
+    }
 
     #[test]
     fn default_file_name_and_pod_plan_keep_secrets_out_of_args() {

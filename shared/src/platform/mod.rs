@@ -186,6 +186,37 @@ mod tests {
     }
 
     #[test]
+    fn release_dump_as_admin_on_the_release_database() {
+        let own = Resolved {
+            connection: crate::connection::PgConnection::parse(
+                "postgresql://weightless_meteor_5042_airflow:mT4h@10.0.0.7:5432/weightless_meteor_5042_airflow?sslmode=disable",
+            )
+            .unwrap(),
+            sources: Vec::new(),
+            notes: vec!["pgbouncer bypassed".into()],
+        };
+        let admin = release_as_admin(NS, own.clone(), Some(&bootstrap()));
+        assert_eq!(admin.connection.host(), HOST);
+        assert_eq!(admin.connection.user(), Some("astro_admin"));
+        assert_eq!(
+            admin.connection.database(),
+            Some("weightless_meteor_5042_airflow")
+        );
+        assert_eq!(admin.sources[0].name, BOOTSTRAP_SECRET);
+        assert!(admin.notes[0].contains("admin user"), "{:?}", admin.notes);
+
+        let fallback = release_as_admin(NS, own.clone(), None);
+        assert_eq!(fallback.connection, own.connection);
+        assert_eq!(fallback.notes[0], "pgbouncer bypassed");
+        assert!(
+            fallback.notes[1].contains("astronomer-bootstrap")
+                && fallback.notes[1].contains("celery"),
+            "{:?}",
+            fallback.notes
+        );
+    }
+
+    #[test]
     fn houston_secret_used_when_valid() {
         let value = format!(
             "postgres://astro_admin:Sup3r%21Secret@{HOST}:5432/astronomer_houston?schema=houston%24default"

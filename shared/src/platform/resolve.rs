@@ -146,6 +146,41 @@ pub fn resolve_bootstrap_based(
     })
 }
 
+/// A release's database as the platform's admin user, for a dump of all of it: each of a
+/// release's roles owns one schema and cannot read the others' (`celery` belongs to
+/// `<release>_celery`, not to the metadata role), so only `astronomer-bootstrap`'s user,
+/// on the database the release's secret names, sees every schema. Without a usable
+/// bootstrap secret: the release's own connection, and a note on what it may not read.
+pub fn release_as_admin(
+    platform_namespace: &str,
+    release: Resolved,
+    bootstrap: Option<&RawSecret>,
+) -> Resolved {
+    let database = release
+        .connection
+        .database()
+        .unwrap_or("postgres")
+        .to_owned();
+    match resolve_bootstrap_based(platform_namespace, bootstrap, &database, None) {
+        Ok(mut admin) => {
+            admin.notes.push(format!(
+                "dumping database {database} as the platform's admin user (secret \
+                 {platform_namespace}/{BOOTSTRAP_SECRET}): the release's own role cannot read \
+                 the schemas of its other roles (celery)"
+            ));
+            admin
+        }
+        Err(e) => {
+            let mut own = release;
+            own.notes.push(format!(
+                "{e}: dumping as the release's own role, which cannot read the schemas of its \
+                 other roles (celery, the Celery result backend)"
+            ));
+            own
+        }
+    }
+}
+
 /// A `<platform>-*-backend` style secret that must hold a usable URI.
 pub fn resolve_secret_connection(
     platform_namespace: &str,

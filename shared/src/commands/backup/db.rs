@@ -17,7 +17,8 @@ use crate::release::ReleaseName;
 /// `backup db` flags.
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {
-    /// Dump this deployment's Airflow database instead of Houston's.
+    /// Dump this deployment's Airflow database instead of Houston's (every schema: as the
+    /// platform's admin user from astronomer-bootstrap when that secret exists).
     #[arg(long, value_name = "RELEASE", value_parser = ReleaseName::parse)]
     pub release: Option<ReleaseName>,
     /// Output file (default: <database>-<UTC yyyymmddhhmmss>.dump).
@@ -50,9 +51,19 @@ pub async fn run(global: &GlobalArgs, args: DbArgs) -> Result<ExitStatus> {
         },
         None => Target::Houston,
     };
-    let resolved =
+    let mut resolved =
         platform::collect_connection(&client, &global.platform_namespace, &release, &target)
             .await?;
+    if args.release.is_some() {
+        let bootstrap = platform::read_secret(
+            &client,
+            &global.platform_namespace,
+            platform::BOOTSTRAP_SECRET,
+        )
+        .await?;
+        resolved =
+            platform::release_as_admin(&global.platform_namespace, resolved, bootstrap.as_ref());
+    }
     for n in &resolved.notes {
         note(format!("note: {n}"));
     }

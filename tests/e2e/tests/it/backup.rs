@@ -813,6 +813,52 @@ mod fixture_platform {
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
+    /// `backup db --release`: the release's own role cannot read its sibling's schema
+    /// (`celery` belongs to `<release>_celery`), so the dump is made as the platform's
+    /// admin user (`astronomer-bootstrap`) and holds both schemas, through a client pod
+    /// and with `--local`.
+    #[test]
+    fn db_of_a_release_holds_all_its_schemas() {
+        let c = e2e_tests::cluster_builder()
+            .options(|o| o.kubelet = true)
+            .start();
+        let dir = tempfile::tempdir().unwrap();
+        for extra in [&[][..], &["--local"][..]] {
+            let file = dir.path().join(format!("meteor{}.dump", extra.len()));
+            let mut args = vec![
+                "db",
+                "--release",
+                "weightless-meteor-5042",
+                "--out",
+                file.to_str().unwrap(),
+            ];
+            args.extend_from_slice(extra);
+            let out = e2e_tests::run(backup_bin(), &args, &c);
+            let all = text(&out.stdout) + &text(&out.stderr);
+            assert!(out.status.success(), "{extra:?}: {all}");
+            assert!(
+                all.contains("astronomer-bootstrap"),
+                "says whose user: {all}"
+            );
+            e2e_tests::assert_no_secrets(&out);
+            let list = Command::new("pg_restore")
+                .arg("-l")
+                .arg(&file)
+                .output()
+                .unwrap();
+            let listing = text(&list.stdout);
+            for entry in [
+                "TABLE DATA airflow dag",
+                "TABLE DATA celery celery_taskmeta",
+            ] {
+                assert!(
+                    listing.contains(entry),
+                    "{extra:?}: no {entry:?} in\n{listing}"
+                );
+            }
+        }
+    }
+
     /// `backup db --local`: this machine's pg_dump, password only in its environment.
     #[test]
     fn db_local_dump_of_fixture_houston_restores_with_same_row_counts() {
