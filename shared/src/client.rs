@@ -89,7 +89,44 @@ fn api_message(action: &str, source: &kube::Error) -> String {
             status.message
         );
     }
-    format!("{action}: {source}")
+    match source {
+        // The API server's own words, not kube's debug dump of the whole Status.
+        kube::Error::Api(status) => format!(
+            "{action}: {} ({}, HTTP {})",
+            status.message.trim_end_matches('.'),
+            if status.reason.is_empty() {
+                "no reason"
+            } else {
+                &status.reason
+            },
+            status.code
+        ),
+        other => format!("{action}: {other}"),
+    }
+}
+
+/// How often [`retry_on_conflict`] sends a write.
+pub const CONFLICT_ATTEMPTS: u32 = 10;
+
+/// Runs `write` again while the API server answers 409 Conflict (someone else changed
+/// the object between our read and our write), up to [`CONFLICT_ATTEMPTS`] times with a
+/// short, growing pause: for writes that re-read what they need or set fields outright,
+/// so that sending them again is right.
+pub async fn retry_on_conflict<T, F, Fut>(mut write: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut attempt = 1;
+    loop {
+        match write().await {
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < CONFLICT_ATTEMPTS => {
+                tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Builds a client from `--kubeconfig`/`KUBECONFIG`/`~/.kube/config` and `--context`.
@@ -131,6 +168,67 @@ pub fn with_retries(config: Config, policy: retry::Policy) -> Result<Client, Kub
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn status(code: u16, reason: &str, message: &str) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status::failure(message, reason)
+                .with_code(code)
+                .boxed(),
+        )
+    }
+
+    // Real pauses (2.4 s in all): tokio's paused clock would need its test-util feature,
+    // and with it a second build of everything above tokio.
+    #[tokio::test]
+    async fn conflicts_are_retried_up_to_the_limit_and_nothing_else_is() {
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let count = || calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let ok = retry_on_conflict(|| async {
+            match count() {
+                n if n < 3 => Err(status(409, "Conflict", "the object has been modified")),
+                n => Ok(n),
+            }
+        })
+        .await;
+        assert_eq!(ok.unwrap(), 3);
+
+        calls.store(0, std::sync::atomic::Ordering::SeqCst);
+        let always = retry_on_conflict(|| async {
+            count();
+            Err::<(), _>(status(409, "Conflict", "modified"))
+        })
+        .await;
+        assert!(always.is_err());
+        assert_eq!(
+            calls.load(std::sync::atomic::Ordering::SeqCst),
+            CONFLICT_ATTEMPTS
+        );
+
+        calls.store(0, std::sync::atomic::Ordering::SeqCst);
+        let other = retry_on_conflict(|| async {
+            count();
+            Err::<(), _>(status(422, "Invalid", "bad"))
+        })
+        .await;
+        assert!(other.is_err());
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn api_errors_read_as_the_server_wrote_them() {
+        let e = KubeError::api(
+            "set backupstoragelocation velero/default read-only",
+            status(
+                409,
+                "Conflict",
+                "Operation cannot be fulfilled on backupstoragelocations.velero.io \"default\": the object has been modified.",
+            ),
+        );
+        assert_eq!(
+            e.to_string(),
+            "set backupstoragelocation velero/default read-only: Operation cannot be fulfilled on backupstoragelocations.velero.io \"default\": the object has been modified (Conflict, HTTP 409)"
+        );
+    }
 
     #[test]
     fn forbidden_messages_name_the_missing_permission() {

@@ -323,6 +323,7 @@ mod client {
             KubeError::Api { .. } => match self.status_code() {
                 Some(401) => Some("your credentials were rejected; log in again (`kubectl get ns` should work)".into()),
                 Some(403) => Some("your user lacks RBAC for this: bind it to the command's ClusterRole in deploy/rbac.yaml, then re-run".into()),
+                Some(409) => Some("someone else kept changing the object meanwhile: re-run the command (it only writes what differs)".into()),
                 _ => Some("check that the cluster is reachable: `kubectl get ns`".into()),
             },
         }

@@ -17,7 +17,7 @@ use super::plan::{
 use crate::client::KubeError;
 
 /// How often one object is patched before giving up on conflicts or transient errors.
-pub const MAX_ATTEMPTS: u32 = 6;
+pub const MAX_ATTEMPTS: u32 = crate::client::CONFLICT_ATTEMPTS;
 const PAGE: u32 = 500;
 
 async fn list_all<K>(api: Api<K>, what: &str) -> Result<Vec<K>, KubeError>

@@ -53,22 +53,23 @@ pub async fn write_config(
     config: &EndpointConfig,
 ) -> Result<(), KubeError> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), velero_namespace);
-    let mut cm = config.configmap(velero_namespace);
     let context = format!("write ConfigMap {velero_namespace}/{CONFIGMAP_NAME}");
-    let existing = api
-        .get_opt(CONFIGMAP_NAME)
-        .await
-        .map_err(|e| KubeError::api(&context, e))?;
-    let written = match existing {
-        // Ours from an earlier run (scoped to its own restore): replaced.
-        Some(existing) => {
-            cm.metadata.resource_version = existing.metadata.resource_version;
-            api.replace(CONFIGMAP_NAME, &PostParams::default(), &cm)
-                .await
+    // Read, then write under that resourceVersion; a conflict reads again.
+    crate::client::retry_on_conflict(|| async {
+        let mut cm = config.configmap(velero_namespace);
+        match api.get_opt(CONFIGMAP_NAME).await? {
+            // Ours from an earlier run (scoped to its own restore): replaced.
+            Some(existing) => {
+                cm.metadata.resource_version = existing.metadata.resource_version;
+                api.replace(CONFIGMAP_NAME, &PostParams::default(), &cm)
+                    .await
+            }
+            None => api.create(&PostParams::default(), &cm).await,
         }
-        None => api.create(&PostParams::default(), &cm).await,
-    };
-    written.map(drop).map_err(|e| KubeError::api(context, e))
+    })
+    .await
+    .map(drop)
+    .map_err(|e| KubeError::api(context, e))
 }
 
 /// Removes that ConfigMap (after the restore, so later restores are not rewritten).

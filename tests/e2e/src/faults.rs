@@ -1042,10 +1042,13 @@ impl Suite {
                 retry_after_secs: 1,
                 times: Some(3),
             }),
-            Disturbance::Conflicts => cluster.inject(Fault::ConflictRate {
-                fraction: 0.3,
-                kinds: Vec::new(),
-            }),
+            Disturbance::Conflicts => {
+                cluster.seed_faults(rng.next());
+                cluster.inject(Fault::ConflictRate {
+                    fraction: 0.3,
+                    kinds: Vec::new(),
+                });
+            }
             Disturbance::DropWatches => cluster.inject(Fault::DropWatches {
                 after_events: None,
                 after_ms: Some(1500),
@@ -1140,11 +1143,12 @@ impl Suite {
         let (stdout, _) = world.output(judged_run as u32);
         verdict.success = world.outcome_ok(codes[judged_run], &stdout, reference, killed);
         if !verdict.success {
-            let (_, err) = world.output(judged_run as u32);
+            let (out, err) = world.output(judged_run as u32);
             verdict.failure = Some(format!(
-                "exit {:?}: {}",
+                "exit {:?}: {} || stdout: {}",
                 codes[judged_run],
-                last_lines(&err, 3)
+                last_lines(&err, 12),
+                last_lines(&out, 10)
             ));
         }
         verdict.data_lost.extend(world.data_lost(reference));

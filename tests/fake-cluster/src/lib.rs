@@ -202,15 +202,26 @@ const REQUEST_LOG_CAP: usize = 20_000;
 pub(crate) struct FaultState {
     pub faults: Vec<Fault>,
     pub rng: u64,
+    /// Writes seen per object, for [`FaultState::draw_for`].
+    pub draws: std::collections::HashMap<String, u64>,
 }
 
 impl FaultState {
-    /// Deterministic xorshift in [0, 1).
-    pub fn next_f64(&mut self) -> f64 {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        (self.rng >> 11) as f64 / (1u64 << 53) as f64
+    /// A number in [0, 1) for the next write to `object`, decided by the object and how
+    /// many writes to it came before: not by the order in which concurrent writes to
+    /// different objects arrive, so a run's faults do not depend on its timing.
+    pub fn draw_for(&mut self, object: &str) -> f64 {
+        let n = self.draws.entry(object.to_owned()).or_insert(0);
+        *n += 1;
+        // FNV-1a of the object, mixed with the write's number by SplitMix64's finaliser.
+        let mut h = object.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        h ^= self.rng ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        h ^= h >> 31;
+        (h >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -450,6 +461,7 @@ impl FakeCluster {
             faults: Mutex::new(FaultState {
                 faults: Vec::new(),
                 rng: 0x9e37_79b9_7f4a_7c15,
+                draws: Default::default(),
             }),
             url: url.clone(),
             download_url,
@@ -681,6 +693,14 @@ impl FakeCluster {
     /// Adds a fault; faults apply in the order added.
     pub fn inject(&self, fault: Fault) {
         lock(&self.shared.faults).faults.push(fault);
+    }
+
+    /// Seeds the draws of rate faults ([`Fault::ConflictRate`]): the same seed, the same
+    /// writes fail.
+    pub fn seed_faults(&self, seed: u64) {
+        let mut fs = lock(&self.shared.faults);
+        fs.rng = seed;
+        fs.draws.clear();
     }
 
     /// Removes every injected fault.

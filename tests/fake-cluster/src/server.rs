@@ -443,8 +443,8 @@ fn pre_faults(
     (latency, code)
 }
 
-/// Whether a write to `kind` should fail with an injected conflict.
-fn injected_conflict(shared: &Shared, kind: &str) -> bool {
+/// Whether a write to `kind` object `ns/name` should fail with an injected conflict.
+fn injected_conflict(shared: &Shared, kind: &str, ns: &str, name: &str) -> bool {
     let mut fs = lock(&shared.faults);
     let mut hit = None;
     for f in &fs.faults {
@@ -456,7 +456,7 @@ fn injected_conflict(shared: &Shared, kind: &str) -> bool {
         }
     }
     match hit {
-        Some(fraction) => fs.next_f64() < fraction,
+        Some(fraction) => fs.draw_for(&format!("{kind}/{ns}/{name}")) < fraction,
         None => false,
     }
 }
@@ -785,7 +785,7 @@ fn route(
                 }
                 Method::PUT | Method::PATCH => {
                     let kind = lock(&shared.store).types[t].kind.clone();
-                    if injected_conflict(shared, &kind) {
+                    if injected_conflict(shared, &kind, &ns, &name) {
                         let st = lock(&shared.store);
                         return error_response(&ApiError::conflict(&st.types[t], &name));
                     }

@@ -455,7 +455,9 @@ async fn set_read_only(
     patch: &Value,
 ) -> Result<(), Error> {
     let bsls: Api<BackupStorageLocation> = Api::namespaced(client.clone(), vns);
-    bsls.patch(bsl_name, &PatchParams::default(), &Patch::Merge(patch))
+    // Sets one field outright: right to send again after a conflict.
+    let (params, body) = (PatchParams::default(), Patch::Merge(patch));
+    crate::client::retry_on_conflict(|| bsls.patch(bsl_name, &params, &body))
         .await
         .map_err(|e| {
             KubeError::api(
