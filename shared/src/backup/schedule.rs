@@ -203,10 +203,9 @@ pub async fn set_paused(
 ) -> Result<Schedule, BackupError> {
     let api: Api<Schedule> = Api::namespaced(client.clone(), velero_namespace);
     let patch = serde_json::json!({"spec": {"paused": paused}});
-    match api
-        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
+    let (params, body) = (PatchParams::default(), Patch::Merge(&patch));
+    // Sets one field outright: right to send again after a conflict.
+    match crate::client::retry_on_conflict(|| api.patch(name, &params, &body)).await {
         Ok(s) => Ok(s),
         Err(kube::Error::Api(s)) if s.code == 404 => Err(BackupError::NotFound {
             kind: "schedule",

@@ -572,7 +572,25 @@ fn schedule_create_list_pause_unpause() {
     assert!(list.starts_with("NAME"), "{list}");
     assert!(list.contains("nightly") && list.contains("false"), "{list}");
 
-    assert!(run(&c, &["schedule", "pause", "nightly"]).status.success());
+    // Someone else writing the Schedule meanwhile (409s): the pause is sent again.
+    c.seed_faults(3);
+    c.inject(Fault::ConflictRate {
+        fraction: 0.6,
+        kinds: vec!["Schedule".into()],
+    });
+    c.clear_requests();
+    let paused = run(&c, &["schedule", "pause", "nightly"]);
+    c.clear_faults();
+    assert!(paused.status.success(), "{}", text(&paused.stderr));
+    let patches = c
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.ends_with("/schedules/nightly"))
+        .count();
+    assert!(
+        patches > 1,
+        "seed 3 makes the first patch conflict: {patches} patch(es)"
+    );
     assert_eq!(
         c.get(VELERO, "Schedule", Some("velero"), "nightly")
             .unwrap()["spec"]["paused"],
