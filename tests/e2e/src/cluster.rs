@@ -167,19 +167,25 @@ impl ClusterBuilder {
 
         remove_saved(&cluster, saved, manual);
         if self.audit_on_drop {
-            cluster.check_on_drop(|cluster| {
-                let mut problems = Vec::new();
-                let left =
-                    crate::audit::leftovers_after(cluster, std::time::Duration::from_secs(2));
-                if !left.is_empty() {
-                    problems.push(format!("the tool left behind {left:?}"));
-                }
-                problems.extend(crate::audit::object_leaks(cluster));
-                problems
-            });
+            audit_on_drop(&cluster);
         }
         cluster
     }
+}
+
+/// When `cluster` is dropped at the end of the test: no object the tool created for a
+/// run is left ([`crate::audit::leftovers`]), and no object written through the API other
+/// than a Secret holds a fixture secret ([`crate::audit::object_leaks`]).
+pub fn audit_on_drop(cluster: &FakeCluster) {
+    cluster.check_on_drop(|cluster| {
+        let mut problems = Vec::new();
+        let left = crate::audit::leftovers_after(cluster, std::time::Duration::from_secs(2));
+        if !left.is_empty() {
+            problems.push(format!("the tool left behind {left:?}"));
+        }
+        problems.extend(crate::audit::object_leaks(cluster));
+        problems
+    });
 }
 
 /// The contents of the deleted deployments' namespaces (`tests/fixtures/velero-backups/`),

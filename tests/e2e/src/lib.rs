@@ -17,8 +17,8 @@ pub mod audit;
 mod cluster;
 pub mod faults;
 pub use cluster::{
-    ClusterBuilder, bin, cluster, cluster_builder, cluster_with, command, command_with_kubeconfig,
-    remove_saved, run, saved_objects, scrubbed_command,
+    ClusterBuilder, audit_on_drop, bin, cluster, cluster_builder, cluster_with, command,
+    command_with_kubeconfig, remove_saved, run, saved_objects, scrubbed_command,
 };
 pub use fake_cluster::{FakeCluster, velero_crd_dir};
 

@@ -305,6 +305,7 @@ fn sandbox_reaching_db(
         saved,
         fake_cluster::NamespaceTermination::Immediate,
     );
+    e2e_tests::audit_on_drop(&cluster);
     Sandbox { cluster, _dir: dir }
 }
 
