@@ -322,17 +322,14 @@ pub fn changes() -> Vec<String> {
 /// `writes` ("VERB TARGET", in order) without what left no trace: an object created and
 /// later deleted, with every write to it in between (a client pod, a DownloadRequest).
 fn net_changes(writes: &[String]) -> Vec<String> {
-    let split = |w: &str| -> (String, String) {
-        let (verb, target) = w.split_once(' ').unwrap_or((w, ""));
-        (verb.to_owned(), target.to_owned())
-    };
+    fn split(w: &str) -> (&str, &str) {
+        w.split_once(' ').unwrap_or((w, ""))
+    }
     let mut kept: Vec<&String> = Vec::new();
     for write in writes {
         let (verb, target) = split(write);
-        let created = kept
-            .iter()
-            .position(|k| split(k) == ("create".to_owned(), target.clone()));
-        match (verb.as_str(), created) {
+        let created = kept.iter().position(|k| split(k) == ("create", target));
+        match (verb, created) {
             ("delete", Some(at)) => {
                 let since = kept.split_off(at);
                 kept.extend(since.into_iter().filter(|k| split(k).1 != target));
